@@ -1,0 +1,137 @@
+"""The one batched-inference loop that every skmm encoder runs its model through.
+
+Items are prepared (decoded, resized, tokenised...) in a torch ``DataLoader``
+— in worker processes when ``num_workers > 0`` — and streamed to the model one
+batch at a time, so a dataset is never decoded into memory whole. A failure to
+prepare one item does not stop the loop: it is recorded with its position and
+the encoder's ``on_error`` policy decides what happens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ._device import autocast
+
+
+class _PreparedItems(Dataset):
+    """Map-style dataset that prepares item ``i`` on access and never raises."""
+
+    def __init__(self, items, prepare):
+        self.items = items
+        self.prepare = prepare
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        try:
+            return i, self.prepare(self.items[i]), None
+        except Exception as exc:  # reported per row by the caller, never swallowed
+            return i, None, f"{type(exc).__name__}: {exc}"
+
+
+class _CollateGood:
+    """Collate the items that prepared successfully; pass the failures through."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, samples):
+        good = [(i, value) for i, value, error in samples if error is None]
+        failed = [(i, error) for i, value, error in samples if error is not None]
+        positions = [i for i, _ in good]
+        batch = self.collate([value for _, value in good]) if good else None
+        return positions, batch, failed
+
+
+def to_device(batch, device):
+    """Move a tensor, or a dict / list of tensors, to ``device`` without blocking."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
+def run_batched(
+    items,
+    *,
+    prepare,
+    collate,
+    forward,
+    device,
+    autocast_dtype=None,
+    batch_size=32,
+    num_workers=0,
+    progress=False,
+    desc=None,
+):
+    """Embed ``items`` in batches and return ``(embeddings, failures)``.
+
+    Parameters
+    ----------
+    items : list
+        The raw items, in output order.
+    prepare : callable
+        Picklable ``item -> sample`` run in the DataLoader (decode, resize...).
+    collate : callable
+        ``list of samples -> batch`` (a tensor or a dict of tensors).
+    forward : callable
+        ``batch on device -> (n, d) tensor``; runs under ``torch.inference_mode``
+        and autocast with ``autocast_dtype``.
+    device : torch.device
+    autocast_dtype : torch.dtype or None
+    batch_size, num_workers : int
+    progress : bool
+        Show a tqdm bar over batches.
+    desc : str, optional
+        The bar's label.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (len(items), d), float32
+        Rows of failed items are NaN.
+    failures : dict
+        ``position -> error message`` for items that could not be prepared.
+    """
+    loader = DataLoader(
+        _PreparedItems(items, prepare),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_CollateGood(collate),
+        pin_memory=device.type == "cuda",
+        # Workers decode ahead of the model: two batches each keeps it fed.
+        prefetch_factor=2 if num_workers > 0 else None,
+    )
+    embeddings = None
+    failures = {}
+    pending = []  # (positions, device tensor): copied back in groups, not per batch
+
+    def flush():
+        nonlocal embeddings
+        for positions, output in pending:
+            output = output.float().cpu().numpy()
+            if embeddings is None:
+                embeddings = np.full((len(items), output.shape[1]), np.nan, dtype=np.float32)
+            embeddings[positions] = output
+        pending.clear()
+
+    with torch.inference_mode(), autocast(device, autocast_dtype):
+        for positions, batch, failed in tqdm(loader, disable=not progress, desc=desc, leave=False):
+            failures.update(failed)
+            if batch is None:
+                continue
+            pending.append((positions, forward(to_device(batch, device))))
+            if device.type == "cpu" or len(pending) >= 16:
+                flush()
+    flush()
+    if embeddings is None:  # every item failed: the width is unknown here
+        embeddings = np.full((len(items), 0), np.nan, dtype=np.float32)
+    return embeddings, failures

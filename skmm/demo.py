@@ -1,0 +1,81 @@
+"""The README's main job: single-modality vs fused pipelines on generated data, real offline models."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.pipeline import Pipeline
+
+from . import ImageEncoder, TextEncoder, TorchMLPClassifier, make_fusion, make_late_fusion
+from .datasets import make_multimodal_classification
+
+
+def demo_pipelines(device="auto", batch_size=64, cache="auto", random_state=0):
+    """The pipelines the demo compares, by name."""
+
+    def image():
+        return ImageEncoder(device=device, batch_size=batch_size, cache=cache)
+
+    def text():
+        return TextEncoder(device=device, batch_size=batch_size, cache=cache)
+
+    def logreg():
+        return LogisticRegression(max_iter=2000)
+
+    pipelines = {
+        "text only": Pipeline([("fuse", make_fusion((text(), "text"))), ("clf", logreg())]),
+        "image only": Pipeline([("fuse", make_fusion((image(), "image"))), ("clf", logreg())]),
+    }
+    for method in ("concat", "average", "weighted"):
+        weights = {"image": 1.0, "text": 2.0} if method == "weighted" else None
+        fusion = make_fusion((image(), "image"), (text(), "text"), method=method, weights=weights)
+        pipelines[f"early {method}"] = Pipeline([("fuse", fusion), ("clf", logreg())])
+    pipelines["early concat + MLP"] = Pipeline([
+        ("fuse", make_fusion((image(), "image"), (text(), "text"))),
+        ("clf", TorchMLPClassifier(hidden_layer_sizes=(128,), max_epochs=60, device=device,
+                                   random_state=random_state)),
+    ])
+    pipelines["late average"] = make_late_fusion(("image", image(), "image", logreg()),
+                                                 ("text", text(), "text", logreg()))
+    return pipelines
+
+
+def run_demo(n_samples=300, cv=5, device="auto", batch_size=64, cache="auto", random_state=0, out=print):
+    """Generate a dataset, embed it with the offline default models, and cross-validate each pipeline.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        Mean and standard deviation of accuracy and macro-F1 per pipeline.
+    """
+    X, y = make_multimodal_classification(n_samples=n_samples, n_classes=3, image_size=96,
+                                          random_state=random_state)
+    out(f"Generated {len(X)} image+text rows, 3 classes (each modality carries part of the label).")
+    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+    rows = []
+    for name, pipeline in demo_pipelines(device, batch_size, cache, random_state).items():
+        start = time.perf_counter()
+        scores = cross_validate(pipeline, X, y, cv=folds, scoring=("accuracy", "f1_macro"))
+        rows.append({
+            "pipeline": name,
+            "accuracy": scores["test_accuracy"].mean(), "accuracy_std": scores["test_accuracy"].std(),
+            "f1_macro": scores["test_f1_macro"].mean(), "f1_macro_std": scores["test_f1_macro"].std(),
+            "seconds": time.perf_counter() - start,
+        })
+        out(f"  {name:<20} accuracy {rows[-1]['accuracy']:.3f} +- {rows[-1]['accuracy_std']:.3f}   "
+            f"macro-F1 {rows[-1]['f1_macro']:.3f}   ({rows[-1]['seconds']:.1f} s)")
+    results = pd.DataFrame(rows).set_index("pipeline")
+    best = results["accuracy"].idxmax()
+    out(f"Best: {best} ({results.loc[best, 'accuracy']:.3f}); "
+        f"text only {results.loc['text only', 'accuracy']:.3f}, image only {results.loc['image only', 'accuracy']:.3f}.")
+    out("The first pipelines embed every image and text once; the rest reuse the embedding cache.")
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover
+    np.set_printoptions(precision=3)
+    run_demo()

