@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
+from ._alignment import CCAAlignment, PCAProjection
 from ._inputs import is_missing
 
 METHODS = ("concat", "average", "weighted")
+ALIGNMENTS = ("cca", "pca")
 
 
 def _as_frame(X):
@@ -60,13 +61,16 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
 
     Each block is L2-normalised per row (``normalize=True``) so that no
     modality dominates by scale. Average and weighted fusion need the blocks
-    in one space of one width: each block is projected by its own PCA, fitted
-    in ``fit``, to ``n_components`` dimensions and normalised again. PCA is the
-    choice because it is unsupervised (no label leaks into the fused space),
-    keeps the directions of most variance of each modality, and costs little;
-    it does not align the two spaces, so averaging mixes modality-specific
-    coordinates: in practice, ``"concat"`` keeps the most information,
-    and average / weighted fusion regularise (fewer features).
+    in one space of one width, with axes that *mean the same thing* in every
+    modality: adding coordinate j of an image space to an unrelated
+    coordinate j of a text space makes a single classifier weight serve two
+    meanings. So, for two modalities, ``alignment="cca"`` (default) learns a
+    regularised canonical correlation analysis in ``fit`` (unsupervised: no
+    label leaks in): coordinate j of both projected blocks is the j-th pair of
+    maximally correlated directions, and their average adds agreeing
+    evidence. ``alignment="pca"`` (and any number of modalities other than
+    two) projects each block by its own PCA instead: cheaper, unaligned.
+    Projected blocks are normalised again before they are combined.
 
     Missing modalities: a row whose value is None or NaN in a modality's
     column is not sent to that encoder. Average and weighted fusion
@@ -90,6 +94,9 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         the smallest block width (no projection when all widths are equal).
         It is capped at the number of training rows (PCA cannot learn more
         components), with a warning when it was set explicitly.
+    alignment : {"cca", "pca"}, default="cca"
+        How average / weighted fusion maps the blocks into one space (see
+        above). CCA is fitted on the rows that have both modalities.
     normalize : bool, default=True
         L2-normalise each modality block per row.
     add_indicator : bool or "auto", default="auto"
@@ -102,8 +109,10 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         The fitted transformers (clones of the given ones).
     named_transformers_ : dict
         Fitted transformers by name.
+    alignment_ : CCAAlignment or None
+        The fitted CCA (average / weighted fusion of two modalities, ``alignment="cca"``).
     projections_ : dict
-        Per-modality fitted PCA (average / weighted fusion with projection).
+        Per-modality fitted PCA (average / weighted fusion without CCA).
     n_components_ : int
         Width of each block in the fused space (average / weighted).
     indicator_ : bool
@@ -136,12 +145,13 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     (40, 264)
     """
 
-    def __init__(self, transformers, *, method="concat", weights=None, n_components=None, normalize=True,
-                 add_indicator="auto"):
+    def __init__(self, transformers, *, method="concat", weights=None, n_components=None, alignment="cca",
+                 normalize=True, add_indicator="auto"):
         self.transformers = transformers
         self.method = method
         self.weights = weights
         self.n_components = n_components
+        self.alignment = alignment
         self.normalize = normalize
         self.add_indicator = add_indicator
 
@@ -180,6 +190,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             not isinstance(self.n_components, numbers.Integral) or self.n_components < 1
         ):
             raise ValueError(f"n_components must be None or a positive integer, got {self.n_components!r}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
         if self.add_indicator not in ("auto", True, False):
             raise ValueError(f"add_indicator must be 'auto', True or False, got {self.add_indicator!r}")
         return active
@@ -255,7 +267,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         self.weights_ = self._modality_weights([name for name, _, _ in self.transformers_])
         self.indicator_ = bool(self.add_indicator is True or (
             self.add_indicator == "auto" and not all(m.all() for m in masks)))
-        self._fit_projections(blocks)
+        self._fit_projections(blocks, masks)
         del self._active
         return self._fuse(blocks, masks)
 
@@ -280,31 +292,53 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             masks.append(mask)
         return self._fuse(blocks, masks)
 
-    def _fit_projections(self, blocks):
+    def _fit_projections(self, blocks, masks):
         self.projections_ = {}
+        self.alignment_ = None
         if self.method == "concat":
             return
+        if self.normalize:
+            blocks = [l2_normalize(block) for block in blocks]
         widths = [block.shape[1] for block in blocks]
         target = self.n_components or min(widths)
-        limit = min(min(block.shape) for block in blocks)
+        use_cca = self.alignment == "cca" and len(blocks) == 2
+        if use_cca:
+            both = masks[0] & masks[1]
+            paired = [self._expand(block, mask)[both] for block, mask in zip(blocks, masks)]
+            limit = min(min(widths), int(both.sum()) - 1, CCAAlignment(target).max_pca)
+        else:
+            limit = min(min(block.shape) for block in blocks)
+        if limit < 1:
+            raise ValueError("average / weighted fusion needs at least 2 rows with every modality present")
         if target > limit and self.n_components is not None:
-            warnings.warn(f"n_components={target} is more than the data allows ({limit}: the fewest rows or "
-                          f"features of a modality); using {limit}.", stacklevel=3)
+            warnings.warn(f"n_components={target} is more than the data allows ({limit}: limited by the rows "
+                          f"and features of the modalities); using {limit}.", stacklevel=3)
         target = min(target, limit)
+        if use_cca:
+            self.alignment_ = CCAAlignment(target).fit(*paired)
+            self.n_components_ = len(self.alignment_.correlations_)
+            return
         self.n_components_ = int(target)
-        for (name, _, _), block, width in zip(self.transformers_, blocks, widths):
-            if width != target or self.n_components is not None:
-                source = l2_normalize(block) if self.normalize else block
-                self.projections_[name] = PCA(n_components=target, random_state=0).fit(source)
+        for (name, _, _), block in zip(self.transformers_, blocks):
+            if block.shape[1] != target or self.n_components is not None:
+                self.projections_[name] = PCAProjection(target).fit(block)
+
+    @staticmethod
+    def _expand(block, mask):
+        full = np.zeros((len(mask), block.shape[1]), dtype=block.dtype)
+        full[mask] = block
+        return full
 
     def _project(self, name, block):
         if self.normalize:
             block = l2_normalize(block)
-        projection = self.projections_.get(name)
-        if projection is not None:
-            block = projection.transform(block)
-            if self.normalize:
-                block = l2_normalize(block)
+        if self.alignment_ is not None:
+            which = [n for n, _, _ in self.transformers_].index(name)
+            block = self.alignment_.transform(block, which)
+        elif name in self.projections_:
+            block = self.projections_[name].transform(block)
+        if self.normalize and (self.alignment_ is not None or name in self.projections_):
+            block = l2_normalize(block)
         return block.astype(np.float32, copy=False)
 
     def _fuse(self, blocks, masks):
@@ -370,8 +404,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         return tags
 
 
-def make_fusion(*transformers, method="concat", weights=None, n_components=None, normalize=True,
-                add_indicator="auto"):
+def make_fusion(*transformers, method="concat", weights=None, n_components=None, alignment="cca",
+                normalize=True, add_indicator="auto"):
     """Build a :class:`ModalityFusion` from ``(transformer, column)`` pairs.
 
     Modality names are the column names (like
@@ -390,4 +424,4 @@ def make_fusion(*transformers, method="concat", weights=None, n_components=None,
         name = column if isinstance(column, str) else "_".join(map(str, column))
         triples.append((name, transformer, column))
     return ModalityFusion(triples, method=method, weights=weights, n_components=n_components,
-                          normalize=normalize, add_indicator=add_indicator)
+                          alignment=alignment, normalize=normalize, add_indicator=add_indicator)

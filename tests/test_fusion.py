@@ -1,0 +1,203 @@
+"""ModalityFusion, make_fusion and late fusion: methods, grid search, missing modalities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline, make_pipeline
+
+import skmm.encoders._base as encoder_base
+from skmm import ImageEncoder, ModalityFusion, TextEncoder, TorchMLPClassifier, make_fusion, make_late_fusion
+from skmm.datasets import make_multimodal_classification
+
+CV = StratifiedKFold(3, shuffle=True, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multimodal_classification(n_samples=240, image_size=32, random_state=0)
+
+
+@pytest.fixture
+def encoders(tiny_image_params, tiny_text_params):
+    return lambda: (ImageEncoder(**tiny_image_params), TextEncoder(**tiny_text_params))
+
+
+def _logreg():
+    return LogisticRegression(C=10, max_iter=2000)
+
+
+def _score(fusion, data, clf=None):
+    X, y = data
+    return cross_val_score(Pipeline([("fuse", fusion), ("clf", clf or _logreg())]), X, y, cv=CV).mean()
+
+
+@pytest.fixture
+def single_scores(encoders, data):
+    image, text = encoders()
+    return {"image": _score(make_fusion((image, "image")), data), "text": _score(make_fusion((text, "text")), data)}
+
+
+@pytest.mark.parametrize("method, weights", [("concat", None), ("average", None),
+                                             ("weighted", {"image": 1.0, "text": 1.5})])
+def test_every_fusion_method_beats_both_modalities(method, weights, encoders, data, single_scores):
+    image, text = encoders()
+    fused = _score(make_fusion((image, "image"), (text, "text"), method=method, weights=weights), data)
+    assert fused > max(single_scores.values()) + 0.05, (fused, single_scores)
+
+
+def test_cca_alignment_beats_unaligned_pca_for_averaging(encoders, data):
+    image, text = encoders()
+    scores = {alignment: _score(make_fusion((image, "image"), (text, "text"), method="average",
+                                            alignment=alignment), data) for alignment in ("cca", "pca")}
+    assert scores["cca"] > scores["pca"], scores
+
+
+def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(encoders, data, monkeypatch):
+    embedded = []
+    original = encoder_base.run_batched
+
+    def counting(items, **kwargs):
+        embedded.extend(items)
+        return original(items, **kwargs)
+
+    monkeypatch.setattr(encoder_base, "run_batched", counting)
+    image, text = encoders()
+    X, y = data
+    pipe = Pipeline([("fuse", ModalityFusion([("image", image, "image"), ("text", text, "text")])),
+                     ("clf", _logreg())])
+    search = GridSearchCV(pipe, {
+        "fuse__method": ["average", "weighted", "concat"],
+        "clf": [_logreg(), TorchMLPClassifier(hidden_layer_sizes=(32,), max_epochs=30, device="cpu",
+                                              random_state=0)],
+    }, cv=CV).fit(X, y)
+    assert len(search.cv_results_["params"]) == 6
+    assert search.best_score_ > 0.8
+    # 6 candidates x 3 folds + the refit = 19 fits, yet each distinct image and text went through a
+    # model once (identical texts share one embedding: the cache keys by content).
+    distinct_images = {image.tobytes() for image in X["image"]}
+    assert len(embedded) == len(distinct_images) + X["text"].nunique()
+
+
+def test_nested_parameters_reach_the_encoders(encoders):
+    image, text = encoders()
+    pipe = Pipeline([("fuse", make_fusion((image, "image"), (text, "text"))), ("clf", _logreg())])
+    params = pipe.get_params()
+    for key in ("fuse__method", "fuse__weights", "fuse__image__batch_size", "fuse__text__normalize"):
+        assert key in params
+    pipe.set_params(fuse__image__batch_size=7, fuse__method="weighted", fuse__weights=[1, 2])
+    assert pipe.named_steps["fuse"].transformers[0][1].batch_size == 7
+    assert pipe.named_steps["fuse"].method == "weighted"
+
+
+def test_feature_names_and_pandas_output(encoders, data):
+    image, text = encoders()
+    X, y = data
+    concat = make_fusion((image, "image"), (text, "text")).set_output(transform="pandas")
+    out = concat.fit_transform(X.iloc[:20])
+    assert isinstance(out, pd.DataFrame) and out.shape == (20, 256 + 128)
+    assert out.columns[0] == "image__imageencoder0" and out.columns[-1] == "text__textencoder127"
+    average = make_fusion((image, "image"), (text, "text"), method="average", n_components=16).fit(X.iloc[:50])
+    assert average.get_feature_names_out().tolist() == [f"fused{i}" for i in range(16)]
+    assert average.transform(X.iloc[:5]).shape == (5, 16)
+
+
+def test_blocks_are_l2_normalised_so_scale_cannot_dominate(encoders, data):
+    image, text = encoders()
+    X, _ = data
+    out = make_fusion((image, "image"), (text, "text")).fit_transform(X.iloc[:10])
+    np.testing.assert_allclose(np.linalg.norm(out[:, :256], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[:, 256:], axis=1), 1, atol=1e-5)
+
+
+def test_any_sklearn_transformer_can_be_an_encoder(tiny_image_params, data):
+    X, y = data
+    fusion = ModalityFusion([("image", ImageEncoder(**tiny_image_params), "image"), ("text", TfidfVectorizer(), "text")])
+    assert _score(fusion, data) > 0.85
+    assert "text__fire" in fusion.fit(X, y).get_feature_names_out()
+    svd = make_pipeline(TfidfVectorizer(), TruncatedSVD(10, random_state=0))
+    names = ModalityFusion([("text", svd, "text")]).fit(X, y).get_feature_names_out()
+    assert names[-1] == "text__truncatedsvd9"
+
+
+def test_input_validation(encoders, data):
+    image, text = encoders()
+    X, y = data
+    fusion = make_fusion((image, "image"), (text, "caption"))
+    with pytest.raises(ValueError, match=r"'caption'.*\['caption'\]"):
+        fusion.fit(X)
+    with pytest.raises(ValueError, match="different lengths"):
+        make_fusion((text, "text")).fit({"text": ["a", "b"], "other": ["c"]})
+    with pytest.raises(ValueError, match="method"):
+        make_fusion((text, "text"), method="max").fit(X)
+    with pytest.raises(ValueError, match="weights"):
+        make_fusion((image, "image"), (text, "text"), method="weighted", weights={"audio": 1}).fit(X)
+    with pytest.raises(ValueError, match="weights"):
+        make_fusion((image, "image"), (text, "text"), method="weighted", weights=[1, -1]).fit(X)
+    with pytest.raises(ValueError, match="empty"):
+        make_fusion((text, "text")).fit(X.iloc[:0])
+    fitted = make_fusion((text, "text")).fit({"text": ["a", "b"]})  # a dict of columns works too
+    assert fitted.transform({"text": ["c"]}).shape == (1, 128)
+
+
+def test_weighted_fusion_follows_the_weights(encoders, data):
+    image, text = encoders()
+    X, _ = data
+    only_text = make_fusion((image, "image"), (text, "text"), method="weighted", weights={"image": 0, "text": 1},
+                            alignment="pca", n_components=16)
+    text_alone = make_fusion((text, "text"), method="average", n_components=16)
+    np.testing.assert_allclose(only_text.fit_transform(X.iloc[:40]), text_alone.fit_transform(X.iloc[:40]),
+                               atol=1e-5)
+
+
+def test_missing_modality_average_renormalises(encoders, data):
+    image, text = encoders()
+    X, _ = data
+    fusion = make_fusion((image, "image"), (text, "text"), method="average", n_components=16).fit(X.iloc[:60])
+    holey = X.iloc[:4].copy()
+    holey.loc[holey.index[1], "image"] = None
+    holey.loc[holey.index[2], "text"] = np.nan
+    out = fusion.transform(holey)
+    text_only = fusion._project("text", fusion.named_transformers_["text"].transform(holey["text"].iloc[[1]]))
+    np.testing.assert_allclose(out[1], text_only[0], atol=1e-5)  # the image is absent: the text alone
+    assert np.isfinite(out).all()
+
+
+def test_missing_modality_concat_zero_fills_and_adds_indicators(encoders, data):
+    image, text = encoders()
+    X, y = data
+    holey = X.copy()
+    holey.loc[holey.index[::7], "image"] = None
+    fusion = make_fusion((image, "image"), (text, "text"))
+    out = fusion.fit_transform(holey)
+    assert out.shape[1] == 256 + 128 + 2
+    assert fusion.get_feature_names_out()[-2:].tolist() == ["image__present", "text__present"]
+    missing_rows = np.arange(len(X)) % 7 == 0
+    assert not out[missing_rows, :256].any() and (out[missing_rows, -2] == 0).all()
+    assert (out[~missing_rows, -2] == 1).all()
+
+
+def test_late_fusion_average_weighted_and_stacking(encoders, data, single_scores):
+    X, y = data
+    for method, extra in (("average", {}), ("weighted", {"weights": [1, 2]}), ("stacking", {"cv": 3})):
+        image, text = encoders()
+        late = make_late_fusion(("image", image, "image", _logreg()), ("text", text, "text", _logreg()),
+                                method=method, **extra)
+        score = cross_val_score(late, X, y, cv=CV).mean()
+        assert score > max(single_scores.values()) + 0.05, (method, score, single_scores)
+
+
+def test_late_and_early_fusion_grid_searched_side_by_side(encoders, data):
+    X, y = data
+    image, text = encoders()
+    early = Pipeline([("fuse", make_fusion((image, "image"), (text, "text"))), ("clf", _logreg())])
+    late = make_late_fusion(("image", image, "image", _logreg()), ("text", text, "text", _logreg()))
+    search = GridSearchCV(Pipeline([("model", early)]), {"model": [early, late]}, cv=CV).fit(X, y)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+    with pytest.raises(ValueError, match="at least two"):
+        make_late_fusion(("image", image, "image", _logreg()))
