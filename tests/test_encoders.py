@@ -93,7 +93,7 @@ def test_fit_returns_self_and_sets_fitted_attributes(tiny_image_params, tiny_tex
     assert image_encoder.embedding_dim_ == 256 and image_encoder.device_ == "cpu"
     text_encoder = TextEncoder(**tiny_text_params)
     assert text_encoder.fit(["a"]) is text_encoder
-    assert text_encoder.embedding_dim_ == 32
+    assert text_encoder.embedding_dim_ == 128
 
 
 def test_fit_does_not_change_params(tiny_image_params):
@@ -309,7 +309,7 @@ def test_text_inputs_bytes_numbers_and_long_texts(tiny_text_params):
     invalid_utf8 = b"caf\xe9 \xff\xfe na\xefve"
     long_text = "word " * 100_000
     out = encoder.transform(["café", invalid_utf8, 42, 3.5, long_text, "", "   ", "😀 日本語 مرحبا"])
-    assert out.shape == (8, 32) and np.isfinite(out).all()
+    assert out.shape == (8, 128) and np.isfinite(out).all()
     np.testing.assert_allclose(encoder.transform([b"hello"]), encoder.transform(["hello"]), atol=1e-6)
 
 
