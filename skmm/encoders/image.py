@@ -19,6 +19,9 @@ from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, is_named_wei
 _TTA_VIEWS = {None: ("identity",), "none": ("identity",), "flip": ("identity", "hflip"),
               "flip+rotate": ("identity", "hflip", "rotate+", "rotate-")}
 _ROTATION_DEGREES = 15.0
+_PIL_RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+                   "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 
 @dataclass
@@ -44,13 +47,17 @@ class _PrepareImage:
     def __call__(self, item):
         config = self.config
         image = open_image(item, draft_size=config.resize_size)
-        interpolation = InterpolationMode(config.interpolation)
+        size = config.input_size
+        width, height = image.size
+        box = (0, 0, width, height)
         if self.crop:
-            image = F.resize(image, config.resize_size, interpolation=interpolation, antialias=True)
-            image = F.center_crop(image, config.input_size)
-        else:
-            size = [config.input_size, config.input_size]
-            image = F.resize(image, size, interpolation=interpolation, antialias=True)
+            # "Resize the short side to resize_size, then center-crop input_size", done in one
+            # resampling of just the crop region: the same geometry, without resampling (often
+            # upscaling) pixels that the crop then throws away. About half the time of the two steps.
+            side = size * min(width, height) / config.resize_size
+            left, top = (width - side) / 2, (height - side) / 2
+            box = (left, top, left + side, top + side)
+        image = image.resize((size, size), _PIL_RESAMPLING[config.interpolation], box=box)
         return F.pil_to_tensor(image)
 
 

@@ -1,0 +1,22 @@
+"""Helpers shared by the benchmarks: where the real data is, and a JPEG set to time on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MVSA_DIR = Path(os.environ.get("SKMM_MVSA_DIR", REPO.parent / "shared" / "datasets" / "mvsa"))
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def jpeg_files(n, workdir):
+    """``n`` JPEG paths: MVSA's photos when present, else generated 256 px photos-like JPEGs."""
+    photos = sorted((MVSA_DIR / "data").glob("*.jpg"), key=lambda p: int(p.stem)) if MVSA_DIR.exists() else []
+    if len(photos) >= n:
+        return [str(p) for p in photos[:n]], "MVSA photos"
+    from skmm.datasets import make_multimodal_classification
+
+    X, _ = make_multimodal_classification(n_samples=n, image_size=256, image_format="path",
+                                          image_dir=Path(workdir) / "jpegs", random_state=0)
+    return X["image"].tolist(), "generated 256 px JPEGs"

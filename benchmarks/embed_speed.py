@@ -1,0 +1,192 @@
+"""Image embedding throughput: raw forward vs ImageEncoder end to end vs a naive per-image loop.
+
+On the same JPEG files, in one run:
+  (a) raw model forward on pre-decoded, pre-resized tensors (batched, channels-last, inference mode);
+  (b) skmm.ImageEncoder end to end from the files (decode, EXIF, resize, batch, forward);
+  (c) a naive loop, one image per forward with autograd on, the way embetter's TimmEncoder does it.
+Each is measured with glibc malloc as it is and with skmm.performance.tune_malloc(), each mode in a
+fresh subprocess (the setting is process-wide and cannot be undone).
+
+    python benchmarks/embed_speed.py                       # CPU, offline EfficientNet-Lite0, 256 images
+    python benchmarks/embed_speed.py --device cuda --model resnet50 --weights none --n-images 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, jpeg_files  # noqa: E402
+
+
+def _synchronize(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _naive_loop(args, bundle, prepare, device):
+    """embetter's ImageLoader + TimmEncoder when installed (``pip install skmm[bench]``), else an imitation.
+
+    embetter's TimmEncoder calls ``timm.create_model(name, pretrained=True, num_classes=0)``; that is
+    redirected to the same weights skmm uses (no hub here). As in embetter, the model stays in the
+    training mode timm returns it in, runs one image per forward, autograd on, default memory format.
+    """
+    import copy
+
+    import torch
+
+    try:
+        import timm
+        from embetter.vision import ImageLoader, TimmEncoder
+        from sklearn.pipeline import make_pipeline
+    except ImportError:
+        module = copy.deepcopy(bundle.module).to(memory_format=torch.contiguous_format).train()
+        mean, std = bundle.mean, bundle.std
+
+        def loop(files):
+            from PIL import Image
+
+            for path in files:
+                x = prepare(Image.open(path).convert("RGB")).unsqueeze(0).to(device).float() / 255
+                module((x - mean) / std).detach().cpu().numpy()
+
+        return "imitation of embetter (embetter not installed)", loop
+    original = timm.create_model
+
+    def offline_create_model(name, pretrained=False, **kwargs):
+        model = copy.deepcopy(bundle.module).to(device, memory_format=torch.contiguous_format)
+        return model.train()  # what timm.create_model returns
+
+    timm.create_model = offline_create_model
+    try:
+        import embetter.vision._torchvis as torchvis
+
+        torchvis.timm.create_model = offline_create_model
+        pipeline = make_pipeline(ImageLoader(convert="RGB"), TimmEncoder(name=args.model.split(":")[-1]))
+    finally:
+        timm.create_model = original
+    return "embetter 0.9 ImageLoader + TimmEncoder", pipeline.fit_transform
+
+
+def measure(args):
+    """Run (a), (b), (c) in this process; returns images/s for each."""
+    import numpy as np
+    import torch
+
+    from skmm import ImageEncoder
+    from skmm._device import autocast, resolve_device, resolve_precision
+
+    if args.tune_malloc:
+        from skmm.performance import tune_malloc
+
+        assert tune_malloc(), "tune_malloc() is not available here"
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    with tempfile.TemporaryDirectory() as workdir:
+        files, source = jpeg_files(args.n_images, workdir)
+        weights = None if args.weights == "none" else args.weights
+        encoder = ImageEncoder(args.model, weights=weights, device=args.device, batch_size=args.batch_size,
+                               cache=None, num_workers=args.num_workers)
+        encoder.fit(files[:1])
+        bundle = encoder._get_bundle()
+        device = resolve_device(encoder.device_)
+        dtype = resolve_precision(encoder.precision, device)
+        prepare, _, forward = encoder._pipeline(bundle)
+        results = {"source": source, "n_images": len(files), "device": str(device),
+                   "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                   "model": args.model, "batch_size": args.batch_size, "tune_malloc": args.tune_malloc,
+                   "torch_threads": torch.get_num_threads(), "autocast": str(dtype)}
+
+        # (a) raw forward on pre-decoded tensors, already on the device, and (b) ImageEncoder end to
+        # end from the files: alternated for `repeat` rounds, best round kept (this machine is noisy).
+        decoded = torch.stack([prepare(f) for f in files])
+        batches = [decoded[i:i + args.batch_size].to(device) for i in range(0, len(files), args.batch_size)]
+        with torch.inference_mode(), autocast(device, dtype):
+            forward(batches[0])  # warm-up
+        encoder.transform(files[: args.batch_size])  # warm-up (workers, cudnn autotune)
+        raw, end_to_end = [], []
+        for _ in range(args.repeat):
+            _synchronize(device)
+            start = time.perf_counter()
+            with torch.inference_mode(), autocast(device, dtype):
+                for batch in batches:
+                    forward(batch)
+            _synchronize(device)
+            raw.append(len(files) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            embeddings = encoder.transform(files)
+            _synchronize(device)
+            end_to_end.append(len(files) / (time.perf_counter() - start))
+        assert np.isfinite(embeddings).all()
+        results["raw_forward"], results["image_encoder"] = max(raw), max(end_to_end)
+        results["raw_forward_rounds"], results["image_encoder_rounds"] = raw, end_to_end
+
+        # (c) one image per forward, the embetter way.
+        naive_files = files[: args.naive_images]
+        results["naive_loop_kind"], naive = _naive_loop(args, bundle, prepare, device)
+        start = time.perf_counter()
+        naive(naive_files)
+        _synchronize(device)
+        results["naive_loop"] = len(naive_files) / (time.perf_counter() - start)
+    results["b_over_a"] = results["image_encoder"] / results["raw_forward"]
+    results["b_over_c"] = results["image_encoder"] / results["naive_loop"]
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="skmm:efficientnet_lite0")
+    parser.add_argument("--weights", default="DEFAULT", help="DEFAULT, none (random init) or a file")
+    parser.add_argument("--n-images", type=int, default=256)
+    parser.add_argument("--naive-images", type=int, default=128, help="images for the slow per-image loop")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", default="auto")
+    parser.add_argument("--repeat", type=int, default=3, help="alternated rounds of (a) and (b); best kept")
+    parser.add_argument("--malloc", choices=["default", "tuned", "both"], default="both")
+    parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=None, help="JSON file to write (default: benchmarks/results/)")
+    args = parser.parse_args()
+    if args.num_workers != "auto":
+        args.num_workers = int(args.num_workers)
+    if args.child:
+        print(json.dumps(measure(args)))
+        return
+    modes = {"default": [False], "tuned": [True], "both": [False, True]}[args.malloc]
+    runs = []
+    for tuned in modes:
+        command = [sys.executable, __file__, "--child", "--device", args.device, "--model", args.model,
+                   "--weights", args.weights, "--n-images", str(args.n_images), "--naive-images",
+                   str(args.naive_images), "--batch-size", str(args.batch_size), "--num-workers",
+                   str(args.num_workers), "--repeat", str(args.repeat)] + (["--tune-malloc"] if tuned else [])
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            sys.stderr.write(completed.stderr)
+            raise SystemExit(completed.returncode)
+        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    print(f"{runs[0]['n_images']} images ({runs[0]['source']}), model {args.model}, device {runs[0]['device_name']}, "
+          f"batch {args.batch_size}, {runs[0]['torch_threads']} torch threads, autocast {runs[0]['autocast']}")
+    print(f"(c) = {runs[0]['naive_loop_kind']}, on the first {args.naive_images} images")
+    print(f"{'malloc':<9} {'(a) raw forward':>16} {'(b) ImageEncoder':>17} {'(c) naive loop':>15} "
+          f"{'b/a':>6} {'b/c':>6}   (images/s)")
+    for run in runs:
+        print(f"{'tuned' if run['tune_malloc'] else 'default':<9} {run['raw_forward']:>16.1f} "
+              f"{run['image_encoder']:>17.1f} {run['naive_loop']:>15.1f} {run['b_over_a']:>6.2f} {run['b_over_c']:>6.2f}")
+    output = args.output or RESULTS / f"embed_speed_{args.device.split(':')[0]}_{args.model.replace(':', '_')}.json"
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    with open(output, "w") as handle:
+        json.dump(runs, handle, indent=2)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
