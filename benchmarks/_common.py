@@ -11,12 +11,16 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def jpeg_files(n, workdir):
-    """``n`` JPEG paths: MVSA's photos when present, else generated 256 px photos-like JPEGs."""
+    """``n`` JPEG paths: MVSA's photos when present, else generated 256 px JPEGs (kept in ``workdir``)."""
     photos = sorted((MVSA_DIR / "data").glob("*.jpg"), key=lambda p: int(p.stem)) if MVSA_DIR.exists() else []
     if len(photos) >= n:
         return [str(p) for p in photos[:n]], "MVSA photos"
-    from skmm.datasets import make_multimodal_classification
+    folder = Path(workdir) / f"jpegs_{n}"
+    done = folder / "complete"
+    if not done.exists():  # generated once per folder, reused by later runs
+        from skmm.datasets import make_multimodal_classification
 
-    X, _ = make_multimodal_classification(n_samples=n, image_size=256, image_format="path",
-                                          image_dir=Path(workdir) / "jpegs", random_state=0)
-    return X["image"].tolist(), "generated 256 px JPEGs"
+        make_multimodal_classification(n_samples=n, image_size=256, image_format="path", image_dir=folder,
+                                       random_state=0)
+        done.touch()
+    return [str(folder / f"{i:06d}.jpg") for i in range(n)], "generated 256 px JPEGs"

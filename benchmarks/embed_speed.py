@@ -90,8 +90,8 @@ def measure(args):
         assert tune_malloc(), "tune_malloc() is not available here"
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
-    with tempfile.TemporaryDirectory() as workdir:
-        files, source = jpeg_files(args.n_images, workdir)
+    with tempfile.TemporaryDirectory() as scratch:
+        files, source = jpeg_files(args.n_images, args.jpeg_dir or scratch)
         weights = None if args.weights == "none" else args.weights
         encoder = ImageEncoder(args.model, weights=weights, device=args.device, batch_size=args.batch_size,
                                cache=None, num_workers=args.num_workers)
@@ -151,6 +151,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="alternated rounds of (a) and (b); best kept")
+    parser.add_argument("--jpeg-dir", default=None, help="where generated JPEGs are kept between runs")
     parser.add_argument("--malloc", choices=["default", "tuned", "both"], default="both")
     parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -167,7 +168,7 @@ def main():
         command = [sys.executable, __file__, "--child", "--device", args.device, "--model", args.model,
                    "--weights", args.weights, "--n-images", str(args.n_images), "--naive-images",
                    str(args.naive_images), "--batch-size", str(args.batch_size), "--num-workers",
-                   str(args.num_workers), "--repeat", str(args.repeat)] + (["--tune-malloc"] if tuned else [])
+                   str(args.num_workers), "--repeat", str(args.repeat)] + (["--jpeg-dir", args.jpeg_dir] if args.jpeg_dir else []) + (["--tune-malloc"] if tuned else [])
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             sys.stderr.write(completed.stderr)

@@ -155,3 +155,53 @@ def _write_text(rng, label):
     word = rng.choice(_CLASS_WORDS[label]) if label is not None else rng.choice(_NEUTRAL_WORDS)
     template = _TEMPLATES[rng.randint(len(_TEMPLATES))]
     return template.format(w=word, a=neutral[0], b=neutral[1], c=neutral[2], d=neutral[3])
+
+
+def decode_text_bytes(data, encodings=("utf-8", "gb18030")):
+    """Decode text bytes of unknown encoding: the first of ``encodings`` that fits, else cp1252 with replacement.
+
+    Real scraped text mixes encodings: in MVSA a quarter of the tweets were
+    transcoded to GBK (``b"\\xa1\\xad"`` is its "..."), which GB18030 reads
+    back exactly. Nothing here raises.
+
+    Examples
+    --------
+    >>> from skmm.datasets import decode_text_bytes
+    >>> decode_text_bytes(b"caf\\xc3\\xa9"), decode_text_bytes(b"wait\\xa1\\xad")
+    ('café', 'wait…')
+    """
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+def load_mvsa(data_home, *, split="train"):
+    """Load the MVSA image + text sentiment data from a local folder.
+
+    Parameters
+    ----------
+    data_home : str or Path
+        The folder holding ``train.txt``, ``test_without_label.txt`` and
+        ``data/<guid>.jpg|txt`` (nothing is downloaded).
+    split : {"train", "test"}, default="train"
+        ``"test"`` rows have no label (``y`` is None).
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        Columns ``"image"`` (file path) and ``"text"`` (decoded with
+        :func:`decode_text_bytes`), indexed by the post's guid.
+    y : ndarray of str or None
+        ``"positive"``, ``"neutral"`` or ``"negative"``.
+    """
+    root = Path(data_home)
+    table = pd.read_csv(root / ("train.txt" if split == "train" else "test_without_label.txt"))
+    guids = table["guid"].astype(str)
+    images = [str(root / "data" / f"{guid}.jpg") for guid in guids]
+    texts = [decode_text_bytes((root / "data" / f"{guid}.txt").read_bytes()).strip() for guid in guids]
+    X = pd.DataFrame({"image": images, "text": texts}, index=pd.Index(guids, name="guid"))
+    y = table["tag"].to_numpy(dtype=object) if split == "train" else None
+    return X, y

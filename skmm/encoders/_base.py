@@ -8,6 +8,7 @@ import warnings
 
 import joblib
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -188,7 +189,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             if self._restored_state is not None:
                 # Weights that have no name (random init, fine-tuned...) came in the pickle.
                 bundle = self._load_bundle(self.device_)
-                bundle.module.load_state_dict(self._restored_state)
+                bundle.module.load_state_dict({k: torch.from_numpy(np.asarray(v))
+                                               for k, v in self._restored_state.items()})
                 self._bundle = bundle
             else:
                 self._bundle = _registry.get_or_load(
@@ -258,11 +260,13 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     # -- pickling ----------------------------------------------------------
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: object.__getstate__ returns the live __dict__, which must not change.
+        state = dict(super().__getstate__())
         bundle = state.pop("_bundle", None)
         state["_bundle"] = None
         if bundle is not None and not self._weights_are_named():
-            state["_restored_state"] = {k: v.detach().cpu() for k, v in bundle.module.state_dict().items()}
+            # numpy, not torch tensors: skops.io can persist it, and it loads on any device.
+            state["_restored_state"] = {k: v.detach().cpu().numpy() for k, v in bundle.module.state_dict().items()}
         return state
 
     def __setstate__(self, state):

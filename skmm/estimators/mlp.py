@@ -142,10 +142,11 @@ class _BaseTorchMLP(BaseEstimator):
     def _init_training(self, sizes):
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self.device_ = str(resolve_device(self.device))
+        self._architecture = (int(self.n_features_in_), tuple(int(s) for s in sizes), int(self._n_outputs),
+                              self.activation, float(self.dropout))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
-            self.module_ = _build_network(self.n_features_in_, sizes, self._n_outputs, self.activation,
-                                          self.dropout).to(self.device_)
+            self.module_ = _build_network(*self._architecture).to(self.device_)
         self._optimizer = self._make_optimizer(self.module_.parameters())
         self._generator = torch.Generator().manual_seed(self._seed)
         self.loss_curve_, self.validation_loss_curve_ = [], []
@@ -220,20 +221,39 @@ class _BaseTorchMLP(BaseEstimator):
     def _output_transform(self, logits):
         return logits
 
-    # -- persistence: fitted on a GPU, usable on a CPU ------------------------
+    # -- persistence: fitted on a GPU, usable on a CPU; plain numpy for skops --------
     def __getstate__(self):
-        state = super().__getstate__()
-        if "module_" in state:
-            state["module_"] = copy.deepcopy(state["module_"]).to("cpu")
-        state.pop("_optimizer", None)  # holds device tensors; rebuilt by partial_fit
+        # A copy: object.__getstate__ returns the live __dict__, which must not change.
+        state = dict(super().__getstate__())
+        module = state.pop("module_", None)
+        if module is not None:
+            # Weights as numpy arrays, the network as its architecture: no torch object in the
+            # state, so skops.io can persist it and a CPU-only machine can load a GPU fit.
+            state["_module_weights"] = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        generator = state.pop("_generator", None)
+        if generator is not None:
+            state["_generator_state"] = generator.get_state().numpy()
+        weights = state.pop("_loss_weights", None)
+        state["_loss_weights"] = None if weights is None else weights.detach().cpu().numpy()
+        state.pop("_optimizer", None)  # rebuilt on load; its moments restart (see partial_fit)
         return state
 
     def __setstate__(self, state):
+        weights = state.pop("_module_weights", None)
+        generator_state = state.pop("_generator_state", None)
+        loss_weights = state.pop("_loss_weights", None)
         super().__setstate__(state)
-        if "module_" in state:
-            self.device_ = str(resolve_device(self.device_, fallback=True))
-            self.module_.to(self.device_)
-            self._optimizer = self._make_optimizer(self.module_.parameters())
+        if weights is None:
+            return
+        self.device_ = str(resolve_device(self.device_, fallback=True))
+        self.module_ = _build_network(*self._architecture)
+        self.module_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+        self.module_.to(self.device_).eval()
+        self._optimizer = self._make_optimizer(self.module_.parameters())
+        self._generator = torch.Generator()
+        if generator_state is not None:
+            self._generator.set_state(torch.from_numpy(np.asarray(generator_state, dtype=np.uint8)))
+        self._loss_weights = None if loss_weights is None else torch.as_tensor(loss_weights, device=self.device_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -346,7 +366,6 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
                 y = np.asarray(y)
                 self.classes_ = np.arange(y.shape[1])
                 self._n_outputs = y.shape[1]
-                self._target_dtype = torch.float32
                 return y.astype(np.float32)
             if np.ndim(y) == 2 and np.shape(y)[1] == 1:
                 y = column_or_1d(y, warn=True)
@@ -358,7 +377,6 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
             if len(self.classes_) < 2:
                 raise ValueError(f"the training data must contain at least 2 classes, got 1 class: {self.classes_}")
             self._n_outputs = len(self.classes_)
-            self._target_dtype = torch.long
             return self._label_encoder.transform(y)
         if self._target_kind == "multilabel-indicator":
             y = np.asarray(y)
@@ -371,6 +389,10 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
             raise ValueError(f"y contains labels not seen in the first fit: {unseen.tolist()} "
                              f"(known classes: {self.classes_.tolist()})")
         return self._label_encoder.transform(y)
+
+    @property
+    def _target_dtype(self):
+        return torch.float32 if self._target_kind == "multilabel-indicator" else torch.long
 
     def _class_weights(self, targets):
         if self.class_weight is None:
@@ -429,7 +451,6 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
                 self._label_encoder = LabelEncoder().fit(np.asarray(classes))
                 self.classes_ = self._label_encoder.classes_
                 self._n_outputs = len(self.classes_)
-                self._target_dtype = torch.long
                 targets = self._encode_targets(y, fitting=False)
             else:
                 targets = self._encode_targets(y, fitting=True)
@@ -544,6 +565,7 @@ class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
         self.huber_delta = huber_delta
 
     _y_numeric = True
+    _target_dtype = torch.float32
 
     def _encode_targets(self, y, fitting):
         y = np.asarray(y, dtype=np.float64)
@@ -556,7 +578,6 @@ class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
             self._y_scale = y2.std(axis=0)
             self._y_scale[self._y_scale == 0] = 1.0
             self._n_outputs = y2.shape[1]
-            self._target_dtype = torch.float32
         return ((y.reshape(len(y), -1) - self._y_mean) / self._y_scale).astype(np.float32)
 
     def _loss(self):

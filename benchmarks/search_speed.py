@@ -1,0 +1,103 @@
+"""Grid search speed: how much the embedding cache saves when GridSearchCV clones the pipeline per fit.
+
+One run, the same rows (MVSA photos + tweets when present, else generated), default offline encoders:
+  1. one plain embedding pass over every row (images and texts, cache off): the reference time;
+  2. GridSearchCV over fusion method (average, weighted, concat) x 5 folds, LogisticRegression,
+     default settings (in-memory cache);
+  3. the same with n_jobs=2 and a disk cache shared by the two worker processes;
+  4. the same with the cache off (cache=None): every fit re-embeds its rows.
+Ratios are what count (this CPU is slow). Writes benchmarks/results/search_speed.json.
+
+    python benchmarks/search_speed.py --n-rows 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import MVSA_DIR, RESULTS  # noqa: E402
+
+
+def rows(n):
+    if (MVSA_DIR / "train.txt").exists():
+        from skmm.datasets import load_mvsa
+
+        X, y = load_mvsa(MVSA_DIR)
+        return X.iloc[:n], y[:n], "MVSA"
+    from skmm.datasets import make_multimodal_classification
+
+    X, y = make_multimodal_classification(n_samples=n, image_size=128, random_state=0)
+    return X, y, "generated"
+
+
+def search(cache, n_jobs, device):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+
+    from skmm import ImageEncoder, ModalityFusion, TextEncoder
+
+    fusion = ModalityFusion([("image", ImageEncoder(device=device, cache=cache), "image"),
+                             ("text", TextEncoder(device=device, cache=cache), "text")])
+    pipe = Pipeline([("fuse", fusion), ("clf", LogisticRegression(max_iter=2000))])
+    return GridSearchCV(pipe, {"fuse__method": ["average", "weighted", "concat"]},
+                        cv=StratifiedKFold(5, shuffle=True, random_state=0), n_jobs=n_jobs)
+
+
+def timed(label, function, results):
+    start = time.perf_counter()
+    value = function()
+    results[label] = time.perf_counter() - start
+    print(f"{label:<42} {results[label]:8.1f} s", flush=True)
+    return value
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-rows", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-uncached", action="store_true", help="skip the slow cache-off search")
+    args = parser.parse_args()
+
+    from skmm import ImageEncoder, TextEncoder, clear_cache
+    from skmm.performance import tune_malloc
+
+    tune_malloc()  # this script owns its process; the loky workers inherit SKMM_TUNE_MALLOC
+    os.environ["SKMM_TUNE_MALLOC"] = "1"
+    X, y, source = rows(args.n_rows)
+    print(f"{len(X)} rows ({source}), 3 fusion methods x 5 folds = 15 fits + refit")
+    results = {"n_rows": len(X), "source": source}
+
+    def plain_pass():
+        ImageEncoder(device=args.device, cache=None).fit(X["image"]).transform(X["image"])
+        TextEncoder(device=args.device, cache=None).fit(X["text"]).transform(X["text"])
+
+    timed("plain embedding pass (cache off)", plain_pass, results)
+    clear_cache("memory")
+    found = timed("grid search, n_jobs=1, memory cache", lambda: search("auto", 1, args.device).fit(X, y), results)
+    results["best_params"] = found.best_params_
+    results["cv_scores"] = dict(zip(map(str, found.cv_results_["params"]), found.cv_results_["mean_test_score"]))
+    with tempfile.TemporaryDirectory() as directory:
+        timed("grid search, n_jobs=2, shared disk cache", lambda: search(directory, 2, args.device).fit(X, y),
+              results)
+    clear_cache("memory")
+    if not args.skip_uncached:
+        timed("grid search, n_jobs=1, cache off", lambda: search(None, 1, args.device).fit(X, y), results)
+    plain = results["plain embedding pass (cache off)"]
+    print(f"search / plain pass: n_jobs=1 {results['grid search, n_jobs=1, memory cache'] / plain:.2f}, "
+          f"n_jobs=2 {results['grid search, n_jobs=2, shared disk cache'] / plain:.2f} (target <= 1.3)")
+    if not args.skip_uncached:
+        print(f"cache off / cache on: {results['grid search, n_jobs=1, cache off'] / results['grid search, n_jobs=1, memory cache']:.1f}x (target >= 10)")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(RESULTS / "search_speed.json", "w") as handle:
+        json.dump(results, handle, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()

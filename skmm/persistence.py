@@ -1,0 +1,90 @@
+"""Saving and loading fitted skmm pipelines safely with skops.
+
+``joblib.dump`` / ``pickle`` work too, but unpickling runs arbitrary code:
+only load pickles you made yourself. ``skops.io`` files instead list the
+types they contain, and loading refuses any type that was not trusted
+explicitly. :func:`load` trusts exactly :data:`TRUSTED_TYPES` (skmm's own
+classes and the numpy / scikit-learn pieces they hold) plus what you pass in
+``trusted``, and names anything else it finds.
+
+Neither format contains backbone weights that come from a named source
+(``weights="DEFAULT"``, a sentence-transformers name, a local path): they
+are reloaded on first use, so a fitted pipeline file stays small.
+"""
+
+from __future__ import annotations
+
+TRUSTED_TYPES = (
+    "skmm.encoders.image.ImageEncoder",
+    "skmm.encoders.text.TextEncoder",
+    "skmm.fusion.ModalityFusion",
+    "skmm._alignment.CCAAlignment",
+    "skmm._alignment.PCAProjection",
+    "skmm.estimators.mlp.TorchMLPClassifier",
+    "skmm.estimators.mlp.TorchMLPRegressor",
+    # What those hold, beyond the types skops trusts by default.
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.decomposition._pca.PCA",
+    "numpy.dtype",
+)
+
+
+class UntrustedTypesError(ValueError):
+    """The file holds types that neither skmm nor the caller trusts."""
+
+
+def dump(model, file):
+    """Save ``model`` (any fitted estimator or pipeline) with ``skops.io``.
+
+    Parameters
+    ----------
+    model : estimator
+    file : str or Path
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skmm import persistence
+    >>> model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    >>> persistence.dump(model, "model.skops")  # doctest: +SKIP
+    """
+    import skops.io
+
+    skops.io.dump(model, file)
+
+
+def untrusted_types(file, trusted=()):
+    """The types in ``file`` that are neither trusted by skops, in :data:`TRUSTED_TYPES`, nor in ``trusted``."""
+    import skops.io
+
+    allowed = set(TRUSTED_TYPES) | set(trusted)
+    return sorted(t for t in skops.io.get_untrusted_types(file=file) if t not in allowed)
+
+
+def load(file, trusted=()):
+    """Load a model saved with :func:`dump`, refusing types nobody trusted.
+
+    Parameters
+    ----------
+    file : str or Path
+    trusted : sequence of str, default=()
+        More fully qualified type names to trust (your own estimators).
+
+    Returns
+    -------
+    model : estimator
+
+    Raises
+    ------
+    UntrustedTypesError
+        Naming the types that are not trusted.
+    """
+    import skops.io
+
+    unknown = untrusted_types(file, trusted)
+    if unknown:
+        raise UntrustedTypesError(
+            f"{file} holds types that are not trusted: {unknown}. Pass them in trusted=[...] "
+            "if you know where the file comes from."
+        )
+    return skops.io.load(file, trusted=skops.io.get_untrusted_types(file=file))
