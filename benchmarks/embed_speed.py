@@ -44,10 +44,12 @@ def _naive_loop(args, bundle, prepare, device):
     import torch
 
     try:
+        if device.type != "cpu":
+            raise ImportError("embetter runs on the CPU only: time its loop on this device instead")
         import timm
         from embetter.vision import ImageLoader, TimmEncoder
         from sklearn.pipeline import make_pipeline
-    except ImportError:
+    except ImportError as why:
         module = copy.deepcopy(bundle.module).to(memory_format=torch.contiguous_format).train()
         mean, std = bundle.mean, bundle.std
 
@@ -58,7 +60,7 @@ def _naive_loop(args, bundle, prepare, device):
                 x = prepare(Image.open(path).convert("RGB")).unsqueeze(0).to(device).float() / 255
                 module((x - mean) / std).detach().cpu().numpy()
 
-        return "imitation of embetter (embetter not installed)", loop
+        return f"embetter's loop, one image per forward ({why})", loop
     original = timm.create_model
 
     def offline_create_model(name, pretrained=False, **kwargs):

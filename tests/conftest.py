@@ -33,6 +33,7 @@ def tiny_text_model(tmp_path_factory):
     Built from scratch, offline, with no pretrained file: the suite runs wherever torch does.
     """
     from sentence_transformers import SentenceTransformer
+    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     try:  # sentence-transformers >= 6
@@ -44,7 +45,10 @@ def tiny_text_model(tmp_path_factory):
     (root / "bert").mkdir()
     vocabulary = root / "bert" / "vocab.txt"
     vocabulary.write_text("\n".join(_tiny_vocabulary()) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocabulary), do_lower_case=True)
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=BertWordPieceTokenizer(str(vocabulary), lowercase=True)._tokenizer,
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    assert tokenizer.tokenize("fire city") == ["fire", "city"]
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=128, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=128, max_position_embeddings=128)
     torch.manual_seed(0)
