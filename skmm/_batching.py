@@ -147,9 +147,12 @@ def run_batched(
     failures : dict
         ``position -> error message`` for items that could not be prepared.
     """
+    # Worker processes prepare small chunks, joined into model batches on the device: a worker that
+    # had to decode a whole 256-image batch before anything flowed made start-up dominate on a GPU.
+    chunk_size = batch_size if num_workers == 0 else max(1, min(batch_size, 32))
     loader = DataLoader(
         _PreparedItems(items, prepare),
-        batch_size=batch_size,
+        batch_size=chunk_size,
         shuffle=False,
         num_workers=num_workers,
         collate_fn=_CollateGood(collate),
@@ -170,6 +173,16 @@ def run_batched(
             embeddings[positions] = output
         pending.clear()
 
+    chunks, chunk_positions = [], []
+
+    def run_model():
+        batch = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        pending.append((sum(chunk_positions, []), forward(batch)))
+        chunks.clear()
+        chunk_positions.clear()
+        if device.type == "cpu" or len(pending) >= 16:
+            flush()
+
     with torch.inference_mode(), autocast(device, autocast_dtype):
         batches = loader if num_workers > 0 else prefetch_in_thread(loader)
         for positions, batch, failed in tqdm(batches, total=len(loader), disable=not progress, desc=desc,
@@ -177,9 +190,18 @@ def run_batched(
             failures.update(failed)
             if batch is None:
                 continue
-            pending.append((positions, forward(to_device(batch, device))))
-            if device.type == "cpu" or len(pending) >= 16:
-                flush()
+            batch = to_device(batch, device)
+            if not torch.is_tensor(batch):  # token dicts are padded per chunk: one chunk, one batch
+                chunks.append(batch)
+                chunk_positions.append(positions)
+                run_model()
+                continue
+            chunks.append(batch)
+            chunk_positions.append(positions)
+            if sum(len(p) for p in chunk_positions) >= batch_size:
+                run_model()
+        if chunks:
+            run_model()
     flush()
     if embeddings is None:  # every item failed: the width is unknown here
         embeddings = np.full((len(items), 0), np.nan, dtype=np.float32)

@@ -75,9 +75,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     Missing modalities: a row whose value is None or NaN in a modality's
     column is not sent to that encoder. Average and weighted fusion
     renormalise the weights over the modalities present in the row;
-    concatenation fills the missing block with zeros and, when any value was
-    missing during ``fit`` (or ``add_indicator=True``), adds a 0/1 presence
-    column per modality.
+    concatenation fills the missing block with that block's mean over the
+    training rows (a model trained on complete rows then sees the average
+    contribution of the absent modality, not a shift of every decision) and,
+    when any value was missing during ``fit`` (or ``add_indicator=True``),
+    adds a 0/1 presence column per modality.
 
     Parameters
     ----------
@@ -117,6 +119,9 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         Width of each block in the fused space (average / weighted).
     indicator_ : bool
         Whether presence columns are added.
+    fill_values_ : dict
+        Per modality, the (normalised) block mean that stands in for a
+        missing value in concatenation.
     n_features_in_ : int
         Number of columns seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -268,6 +273,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         self.indicator_ = bool(self.add_indicator is True or (
             self.add_indicator == "auto" and not all(m.all() for m in masks)))
         self._fit_projections(blocks, masks)
+        self.fill_values_ = {name: (l2_normalize(block) if self.normalize else block).mean(axis=0)
+                             for (name, _, _), block in zip(self.transformers_, blocks)}
         del self._active
         return self._fuse(blocks, masks)
 
@@ -347,7 +354,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         if self.method == "concat":
             parts = []
             for name, block, mask in zip(names, blocks, masks):
-                full = np.zeros((n_rows, self._block_width(name)), dtype=np.float32)
+                full = np.empty((n_rows, self._block_width(name)), dtype=np.float32)
+                full[~mask] = self.fill_values_[name]
                 if block is not None:
                     full[mask] = l2_normalize(block) if self.normalize else block
                 parts.append(full)
