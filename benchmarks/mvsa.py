@@ -133,7 +133,7 @@ def main():
                    "embedding_seconds": {"images": image_seconds, "texts": text_seconds}, "results": rows},
                   handle, indent=2)
     lines = ["| pipeline | accuracy | macro-F1 |", "|---|---|---|"]
-    lines += [f"| {r['pipeline']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f} | "
+    lines += [f"| {r['pipeline'].replace('|', chr(92) + '|')} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f} | "
               f"{100 * r['f1_macro']:.1f} ± {100 * r['f1_macro_std']:.1f} |" for r in rows]
     with open(RESULTS / "mvsa.md", "w") as handle:
         handle.write("# MVSA (4,000 posts, 3 classes): 5-fold stratified CV, frozen offline encoders\n\n"
