@@ -13,8 +13,10 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -27,6 +29,34 @@ _DIGEST_SIZE = 16
 def content_digest(data):
     """blake2b digest (hex) of some bytes."""
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).hexdigest()
+
+
+_file_digests = OrderedDict()
+_file_digests_lock = threading.Lock()
+_MAX_FILE_DIGESTS = 1_000_000
+
+
+def file_digest(path):
+    """Digest of a file's bytes, remembered while the file is unchanged.
+
+    A grid search looks every image up once per fit; re-reading and hashing
+    each file every time cost more than the lookups. The memo is keyed by
+    the file's identity and state (path, inode, size, modification time), so
+    an edited or replaced file is hashed again; the digest itself is still of
+    the content, so one image under two names shares one cache entry.
+    """
+    stat = os.stat(path)
+    identity = (os.fspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _file_digests_lock:
+        digest = _file_digests.get(identity)
+    if digest is None:
+        with open(path, "rb") as handle:
+            digest = content_digest(handle.read())
+        with _file_digests_lock:
+            _file_digests[identity] = digest
+            while len(_file_digests) > _MAX_FILE_DIGESTS:
+                _file_digests.popitem(last=False)
+    return digest
 
 
 def make_key(fingerprint, digest):
@@ -136,11 +166,94 @@ class DiskCache:
         return sum(1 for _ in self.directory.glob("*/*.npy"))
 
 
+class ClaimCoordinator:
+    """Lets processes that share a disk cache split the work instead of repeating it.
+
+    Before computing a key, a process claims it: it creates ``<key>.claim``
+    with ``O_EXCL`` (atomic: one process wins). Keys claimed by another
+    process are awaited and then read from the cache. Claims are taken a chunk
+    at a time, so two processes that need the same rows share them out. A
+    claim is broken when its process is gone (same host) or it is older than
+    ``stale_seconds`` (another host).
+    """
+
+    def __init__(self, cache, directory, stale_seconds=1800.0, poll_seconds=0.1):
+        self.cache = cache
+        self.directory = Path(directory)
+        self.stale_seconds = stale_seconds
+        self.poll_seconds = poll_seconds
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _path(self, key):
+        return self.directory / key[:2] / f"{key}.claim"
+
+    def _try_claim(self, key):
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self._owner)
+        return True
+
+    def _is_stale(self, key):
+        path = self._path(key)
+        try:
+            owner = path.read_text()
+            age = time.time() - path.stat().st_mtime
+        except (FileNotFoundError, OSError):
+            return False
+        host, _, pid = owner.partition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+        return age > self.stale_seconds
+
+    def release(self, keys):
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def schedule(self, keys, chunk):
+        """Yield ``("found", {key: value})`` and ``("compute", [keys])`` until every key is served.
+
+        The caller computes, stores and then :meth:`release`-s each ``compute`` batch.
+        """
+        remaining = list(keys)
+        while remaining:
+            found = self.cache.get_many(remaining)
+            if found:
+                yield "found", found
+                remaining = [key for key in remaining if key not in found]
+            mine = []
+            for key in remaining:
+                if len(mine) >= chunk:
+                    break
+                if self._try_claim(key):
+                    mine.append(key)
+            if mine:
+                yield "compute", mine
+                taken = set(mine)
+                remaining = [key for key in remaining if key not in taken]
+                continue
+            if remaining:  # all claimed elsewhere: wait for them, taking over abandoned claims
+                time.sleep(self.poll_seconds)
+                for key in remaining:
+                    if self._is_stale(key):
+                        self.release([key])
+
+
 class LayeredCache:
     """A memory cache in front of a disk cache."""
 
     def __init__(self, memory, disk):
         self.memory, self.disk = memory, disk
+        self.coordinator = ClaimCoordinator(self, disk.directory)
 
     def get_many(self, keys):
         found = self.memory.get_many(keys)

@@ -372,3 +372,108 @@ def test_offline_minilm_matches_sentence_transformers_encode():
         texts, normalize_embeddings=True)
     ours = TextEncoder(device=DEVICE, batch_size=2, precision="fp32").fit_transform(texts)
     np.testing.assert_allclose(ours, reference, atol=1e-5 if DEVICE == "cpu" else 1e-3)
+
+
+def test_cache_keys_by_content_not_by_name(tiny_image_params, tmp_path, monkeypatch):
+    import os
+
+    import skmm.encoders._base as encoder_base
+
+    embedded = []
+    original = encoder_base.run_batched
+
+    def counting(items, **kwargs):
+        embedded.extend(items)
+        return original(items, **kwargs)
+
+    monkeypatch.setattr(encoder_base, "run_batched", counting)
+    first, second = random_images(2)
+    Image.fromarray(first).save(tmp_path / "a.png")
+    Image.fromarray(first).save(tmp_path / "same_picture_other_name.png")
+    encoder = ImageEncoder(**tiny_image_params, cache="memory").fit([first])
+    before = encoder.transform([str(tmp_path / "a.png"), str(tmp_path / "same_picture_other_name.png")])
+    assert len(embedded) == 1  # one image under two names: embedded once
+    np.testing.assert_array_equal(before[0], before[1])
+    encoder.transform([str(tmp_path / "a.png")])
+    assert len(embedded) == 1  # seen before: served from the cache
+    Image.fromarray(second).save(tmp_path / "a.png")  # the file changes under the same name
+    os.utime(tmp_path / "a.png", ns=(1, 1))
+    after = encoder.transform([str(tmp_path / "a.png")])
+    assert len(embedded) == 2 and not np.allclose(after[0], before[0])  # re-embedded
+
+
+def test_disk_cache_survives_processes_and_detects_corruption(tiny_image_params, tmp_path):
+    from skmm import clear_cache
+    from skmm._cache import DiskCache
+
+    images = random_images(3)
+    encoder = ImageEncoder(**tiny_image_params, cache=str(tmp_path / "cache")).fit(images)
+    reference = encoder.transform(images)
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(entries) == 3
+    entries[0].write_bytes(entries[0].read_bytes()[:-7])  # a torn write
+    clear_cache("memory")  # as a new process would see it
+    assert len(DiskCache(tmp_path / "cache").get_many([p.stem for p in entries])) == 2
+    np.testing.assert_allclose(encoder.transform(images), reference, atol=ATOL)  # recomputed, same values
+    assert len(sorted((tmp_path / "cache").rglob("*.npy"))) == 3
+    clear_cache(str(tmp_path / "cache"))
+    assert not any((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_cache_key_changes_with_what_changes_the_embedding(tiny_image_params):
+    images = random_images(1)
+    base = ImageEncoder(**tiny_image_params).fit(images)
+    for params in ({"tta": "flip"}, {"image_size": 48}, {"crop": False}):
+        assert ImageEncoder(**tiny_image_params, **params).fit(images).fingerprint_ != base.fingerprint_
+    assert ImageEncoder(**{**tiny_image_params, "batch_size": 3}).fit(images).fingerprint_ == base.fingerprint_
+
+
+def test_processes_sharing_a_disk_cache_split_the_work(tiny_image_params, tmp_path):
+    """Two processes embedding overlapping rows into one disk cache compute each image once."""
+    import subprocess
+    import sys
+
+    images = np.stack(random_images(40))
+    np.save(tmp_path / "images.npy", images)
+    script = f"""
+import sys, numpy as np
+import skmm.encoders._base as base
+from skmm import ImageEncoder
+computed = []
+original = base.run_batched
+def counting(items, **kwargs):
+    computed.extend(items)
+    return original(items, **kwargs)
+base.run_batched = counting
+images = list(np.load(sys.argv[1]))
+rows = images[:30] if sys.argv[2] == "first" else images[10:]
+encoder = ImageEncoder("timm:test_efficientnet", weights=None, device="cpu", batch_size=2,
+                       cache=sys.argv[3]).fit(rows)
+out = encoder.transform(rows)
+print(len(computed), float(np.abs(out).sum()))
+"""
+    cache = str(tmp_path / "cache")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "images.npy"), which, cache],
+                             stdout=subprocess.PIPE, text=True) for which in ("first", "second")]
+    counts = [int(run.communicate()[0].split()[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert sum(counts) == 40  # 40 distinct images, 50 rows asked for: none embedded twice
+    assert not list((tmp_path / "cache").rglob("*.claim"))  # every claim released
+    reference = ImageEncoder(**tiny_image_params, cache=None).fit(list(images)).transform(list(images))
+    cached = ImageEncoder(**tiny_image_params, cache=cache).fit(list(images)).transform(list(images))
+    np.testing.assert_allclose(cached, reference, atol=ATOL)
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over(tiny_image_params, tmp_path):
+    import socket
+
+    from skmm._cache import make_key
+
+    images = random_images(2)
+    encoder = ImageEncoder(**tiny_image_params, cache=str(tmp_path / "cache")).fit(images)
+    key = make_key(encoder.fingerprint_, encoder._item_digest(images[0]))
+    claim = tmp_path / "cache" / key[:2] / f"{key}.claim"
+    claim.parent.mkdir(parents=True)
+    claim.write_text(f"{socket.gethostname()}:999999999")  # no such process
+    assert np.isfinite(encoder.transform(images)).all()
+    assert not claim.exists()

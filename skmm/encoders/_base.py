@@ -136,19 +136,42 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             unique_rows = {}
             for p in missing:
                 unique_rows.setdefault(keys.get(p, ("row", p)), []).append(p)
-            first_rows = [rows[0] for rows in unique_rows.values()]
-            computed, failures = self._embed_uncached([items[p] for p in first_rows])
-            new_entries = {}
-            for i, (key, rows) in enumerate(unique_rows.items()):
-                if i in failures:
-                    for p in rows:
-                        problems[p] = failures[i]
-                    continue
-                embeddings[rows] = computed[i]
-                if not isinstance(key, tuple):
-                    new_entries[key] = computed[i]
-            if cache is not None and new_entries:
-                cache.put_many(new_entries)
+
+            def compute(batch_keys):
+                first_rows = [unique_rows[key][0] for key in batch_keys]
+                computed, failures = self._embed_uncached([items[p] for p in first_rows])
+                new_entries = {}
+                for i, key in enumerate(batch_keys):
+                    rows = unique_rows[key]
+                    if i in failures:
+                        for p in rows:
+                            problems[p] = failures[i]
+                        continue
+                    embeddings[rows] = computed[i]
+                    if not isinstance(key, tuple):
+                        new_entries[key] = computed[i]
+                if cache is not None and new_entries:
+                    cache.put_many(new_entries)
+
+            coordinator = getattr(cache, "coordinator", None)
+            uncacheable = [key for key in unique_rows if isinstance(key, tuple)]
+            if coordinator is None:
+                compute(list(unique_rows))
+            else:
+                # A disk cache shared by processes (n_jobs, dask workers): each key is computed by one
+                # process; keys another process is computing are awaited, not recomputed.
+                if uncacheable:
+                    compute(uncacheable)
+                cacheable = [key for key in unique_rows if not isinstance(key, tuple)]
+                for action, batch in coordinator.schedule(cacheable, chunk=4 * self.batch_size):
+                    if action == "compute":
+                        try:
+                            compute(batch)
+                        finally:
+                            coordinator.release(batch)
+                    else:
+                        for key, value in batch.items():
+                            embeddings[unique_rows[key]] = value
 
         failed_mask = np.zeros(len(items), dtype=bool)
         if problems:

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from .._cache import content_digest
+from .._cache import content_digest, file_digest
 from .._inputs import open_image
 from ._base import BaseEncoder
 from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, is_named_weights
@@ -245,8 +245,7 @@ class ImageEncoder(BaseEncoder):
 
     def _item_digest(self, item):
         if isinstance(item, (str, os.PathLike)):
-            with open(item, "rb") as handle:
-                return content_digest(handle.read())
+            return file_digest(item)
         if isinstance(item, (bytes, bytearray, memoryview)):
             return content_digest(bytes(item))
         if isinstance(item, Image.Image):
