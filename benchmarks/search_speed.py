@@ -78,7 +78,11 @@ def main():
         ImageEncoder(device=args.device, cache=None).fit(X["image"]).transform(X["image"])
         TextEncoder(device=args.device, cache=None).fit(X["text"]).transform(X["text"])
 
+    # Timed twice; the faster run is the reference (conservative: it makes the ratios larger).
     timed("plain embedding pass (cache off)", plain_pass, results)
+    first = results["plain embedding pass (cache off)"]
+    timed("plain embedding pass, again", plain_pass, results)
+    results["plain embedding pass (cache off)"] = min(first, results["plain embedding pass, again"])
     clear_cache("memory")
     found = timed("grid search, n_jobs=1, memory cache", lambda: search("auto", 1, args.device).fit(X, y), results)
     results["best_params"] = found.best_params_
