@@ -477,3 +477,15 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tiny_image_params, tmp_pat
     claim.write_text(f"{socket.gethostname()}:999999999")  # no such process
     assert np.isfinite(encoder.transform(images)).all()
     assert not claim.exists()
+
+
+def test_jit_frozen_model_gives_the_same_embeddings(tiny_image_params):
+    images = random_images(5)
+    eager = ImageEncoder(**tiny_image_params, cache=None).fit(images)
+    frozen = ImageEncoder(**tiny_image_params, cache=None, jit=True).fit(images)
+    assert frozen._get_bundle().inference_module is not None
+    assert frozen._get_bundle() is not eager._get_bundle()  # another module in the registry...
+    assert frozen.fingerprint_ == eager.fingerprint_  # ...but the same embeddings, so the same cache keys
+    np.testing.assert_allclose(frozen.transform(images), eager.transform(images), atol=1e-4)
+    restored = pickle.loads(pickle.dumps(frozen))  # random weights travel as numpy, re-frozen on load
+    np.testing.assert_allclose(restored.transform(images), eager.transform(images), atol=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,6 +32,7 @@ class _ImageBundle:
     embedding_dim: int
     mean: torch.Tensor
     std: torch.Tensor
+    inference_module: object = None  # a frozen TorchScript copy of ``module`` with jit=True
 
 
 class _PrepareImage:
@@ -80,7 +82,7 @@ class _ForwardImages:
                 v = F.rotate(x, -_ROTATION_DEGREES, interpolation=InterpolationMode.BILINEAR)
             else:
                 v = x
-            features = bundle.module(v).float()
+            features = (bundle.inference_module or bundle.module)(v).float()
             total = features if total is None else total + features
         return total / len(self.views)
 
@@ -122,6 +124,12 @@ class ImageEncoder(BaseEncoder):
     crop : bool, default=True
         True: the model's own preprocessing (resize the short side, center
         crop). False: resize the whole image to a square, so borders are kept.
+    jit : bool, default=False
+        Trace and freeze the backbone with TorchScript (batch norm folded into
+        the convolutions, oneDNN fusions on the CPU). EfficientNet-Lite0 ran
+        25 % faster on this project's 2-core CPU, with embeddings equal to
+        1e-5; it costs a one-off ~10 s per process, so it pays on large jobs.
+        A model that cannot be traced falls back to eager with a warning.
     tta : {None, "flip", "flip+rotate"}, default=None
         Test-time augmentation: average the embeddings of deterministic views
         (identity and horizontal flip; plus +-15 degree rotations).
@@ -177,6 +185,7 @@ class ImageEncoder(BaseEncoder):
         num_workers="auto",
         image_size=None,
         crop=True,
+        jit=False,
         tta=None,
         progress=False,
         cache="auto",
@@ -190,6 +199,7 @@ class ImageEncoder(BaseEncoder):
         self.num_workers = num_workers
         self.image_size = image_size
         self.crop = crop
+        self.jit = jit
         self.tta = tta
         self.progress = progress
         self.cache = cache
@@ -223,7 +233,28 @@ class ImageEncoder(BaseEncoder):
             dim = int(module(probe).reshape(1, -1).shape[1])
         mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(config.std, device=device).view(1, 3, 1, 1)
-        return _ImageBundle(module=module, config=config, embedding_dim=dim, mean=mean, std=std)
+        frozen = self._freeze(module, config, device) if self.jit else None
+        return _ImageBundle(module=module, config=config, embedding_dim=dim, mean=mean, std=std,
+                            inference_module=frozen)
+
+    def _freeze(self, module, config, device):
+        size = self.image_size or config.input_size
+        example = torch.zeros(2, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                frozen = torch.jit.freeze(torch.jit.trace(module, example).eval())
+                for _ in range(2):  # the first runs specialise and optimise the graph
+                    frozen(example)
+        except Exception as exc:  # not traceable: keep the eager model
+            warnings.warn(f"jit=True: could not trace {self.model!r} ({exc}); running it eagerly.",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        return frozen
+
+    def _registry_key(self):
+        # jit does not change embeddings (so not in the cache fingerprint) but is another module.
+        return super()._registry_key() + (bool(self.jit),)
 
     def _data_config(self, bundle):
         config = bundle.config
