@@ -27,6 +27,7 @@ myst_heading_anchors = 3
 intersphinx_mapping = {}  # offline builds: no inventories fetched
 html_theme = "pydata_sphinx_theme"
 html_static_path = []
+templates_path = ["_templates"]
 html_theme_options = {"navigation_with_keys": False}
 # Examples run on tiny settings; SKMM_DOCS_RUN_EXAMPLES=0 skips running them.
 sphinx_gallery_conf = {
@@ -35,5 +36,7 @@ sphinx_gallery_conf = {
     "filename_pattern": "/plot_" if os.environ.get("SKMM_DOCS_RUN_EXAMPLES", "1") == "1" else "^$",
     "download_all_examples": False,
     "remove_config_comments": True,
+    "doc_module": ("skmm",),
+    "backreferences_dir": "auto_examples",
 }
 suppress_warnings = ["config.cache"]
