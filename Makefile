@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(PY) -m skmm demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --timeout=600
+	$(PY) -m pytest -q --timeout=600 tests skmm --doctest-modules
 
 # The docs site, warnings as errors; the gallery examples run (SKMM_DOCS_RUN_EXAMPLES=0 skips them).
 docs: $(VENV)/.installed-docs

@@ -71,6 +71,22 @@ def tiny_text_params(tiny_text_model):
     return dict(model=tiny_text_model, device=DEVICE)
 
 
+@pytest.fixture
+def embedded_items(monkeypatch):
+    """The items that went through a model (not served by a cache), in order."""
+    import skmm.encoders._base as encoder_base
+
+    items = []
+    original = encoder_base.run_batched
+
+    def counting(batch_items, **kwargs):
+        items.extend(batch_items)
+        return original(batch_items, **kwargs)
+
+    monkeypatch.setattr(encoder_base, "run_batched", counting)
+    return items
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_cache():
     """Each test starts with an empty in-process embedding cache."""

@@ -374,19 +374,10 @@ def test_offline_minilm_matches_sentence_transformers_encode():
     np.testing.assert_allclose(ours, reference, atol=1e-5 if DEVICE == "cpu" else 1e-3)
 
 
-def test_cache_keys_by_content_not_by_name(tiny_image_params, tmp_path, monkeypatch):
+def test_cache_keys_by_content_not_by_name(tiny_image_params, tmp_path, embedded_items):
     import os
 
-    import skmm.encoders._base as encoder_base
-
-    embedded = []
-    original = encoder_base.run_batched
-
-    def counting(items, **kwargs):
-        embedded.extend(items)
-        return original(items, **kwargs)
-
-    monkeypatch.setattr(encoder_base, "run_batched", counting)
+    embedded = embedded_items
     first, second = random_images(2)
     Image.fromarray(first).save(tmp_path / "a.png")
     Image.fromarray(first).save(tmp_path / "same_picture_other_name.png")

@@ -11,7 +11,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 
-import skmm.encoders._base as encoder_base
 from skmm import ImageEncoder, ModalityFusion, TextEncoder, TorchMLPClassifier, make_fusion, make_late_fusion
 from skmm.datasets import make_multimodal_classification
 
@@ -60,15 +59,8 @@ def test_cca_alignment_beats_unaligned_pca_for_averaging(encoders, data):
     assert scores["cca"] > scores["pca"], scores
 
 
-def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(encoders, data, monkeypatch):
-    embedded = []
-    original = encoder_base.run_batched
-
-    def counting(items, **kwargs):
-        embedded.extend(items)
-        return original(items, **kwargs)
-
-    monkeypatch.setattr(encoder_base, "run_batched", counting)
+def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(encoders, data, embedded_items):
+    embedded = embedded_items
     image, text = encoders()
     X, y = data
     pipe = Pipeline([("fuse", ModalityFusion([("image", image, "image"), ("text", text, "text")])),

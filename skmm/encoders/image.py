@@ -169,7 +169,7 @@ class ImageEncoder(BaseEncoder):
     >>> images = [np.full((32, 32, 3), value, dtype=np.uint8) for value in (0, 128, 255)]
     >>> encoder = ImageEncoder(model="timm:test_efficientnet", weights=None, device="cpu")
     >>> encoder.fit_transform(images).shape
-    (3, 32)
+    (3, 256)
     """
 
     _modality = "image"
