@@ -426,7 +426,7 @@ def test_processes_sharing_a_disk_cache_split_the_work(tiny_image_params, tmp_pa
 
     images = np.stack(random_images(40))
     np.save(tmp_path / "images.npy", images)
-    script = f"""
+    script = """
 import sys, numpy as np
 import skmm.encoders._base as base
 from skmm import ImageEncoder

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 import skmm.encoders._base as encoder_base
-from skmm import (EncodingError, ImageEncoder, ModalityFusion, TextEncoder, TorchMLPClassifier, make_fusion,
+from skmm import (EncodingError, ImageEncoder, TextEncoder, TorchMLPClassifier, make_fusion,
                   persistence)
 from skmm.datasets import make_multimodal_classification
 
