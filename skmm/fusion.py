@@ -265,7 +265,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             fitted = clone(transformer)
             present = values[mask]
             y_present = None if y is None else np.asarray(y)[mask]
-            block = _dense(fitted.fit_transform(present, y_present))
+            block = self._scale(_dense(fitted.fit_transform(present, y_present)))
             self.transformers_.append((name, fitted, column))
             blocks.append(block)
             masks.append(mask)
@@ -273,7 +273,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         self.indicator_ = bool(self.add_indicator is True or (
             self.add_indicator == "auto" and not all(m.all() for m in masks)))
         self._fit_projections(blocks, masks)
-        self.fill_values_ = {name: (l2_normalize(block) if self.normalize else block).mean(axis=0)
+        self.fill_values_ = {name: block.mean(axis=0)
                              for (name, _, _), block in zip(self.transformers_, blocks)}
         del self._active
         return self._fuse(blocks, masks)
@@ -294,7 +294,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         blocks, masks = [], []
         for (name, fitted, column), values in zip(self.transformers_, columns):
             mask = _present_mask(values)
-            block = _dense(fitted.transform(values[mask])) if mask.any() else None
+            block = self._scale(_dense(fitted.transform(values[mask]))) if mask.any() else None
             blocks.append(block)
             masks.append(mask)
         return self._fuse(blocks, masks)
@@ -304,8 +304,6 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         self.alignment_ = None
         if self.method == "concat":
             return
-        if self.normalize:
-            blocks = [l2_normalize(block) for block in blocks]
         widths = [block.shape[1] for block in blocks]
         target = self.n_components or min(widths)
         use_cca = self.alignment == "cca" and len(blocks) == 2
@@ -336,16 +334,19 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         full[mask] = block
         return full
 
+    def _scale(self, block):
+        """Each modality block is L2-normalised per row once, as it leaves its encoder."""
+        return l2_normalize(block) if self.normalize else block
+
     def _project(self, name, block):
-        if self.normalize:
-            block = l2_normalize(block)
+        """Map a (scaled) block into the common space of average / weighted fusion."""
         if self.alignment_ is not None:
             which = [n for n, _, _ in self.transformers_].index(name)
             block = self.alignment_.transform(block, which)
         elif name in self.projections_:
             block = self.projections_[name].transform(block)
-        if self.normalize and (self.alignment_ is not None or name in self.projections_):
-            block = l2_normalize(block)
+        if self.alignment_ is not None or name in self.projections_:
+            block = self._scale(block)  # normalised again in the common space
         return block.astype(np.float32, copy=False)
 
     def _fuse(self, blocks, masks):
@@ -357,7 +358,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
                 full = np.empty((n_rows, self._block_width(name)), dtype=np.float32)
                 full[~mask] = self.fill_values_[name]
                 if block is not None:
-                    full[mask] = l2_normalize(block) if self.normalize else block
+                    full[mask] = block
                 parts.append(full)
             if self.indicator_:
                 parts.append(np.column_stack(masks).astype(np.float32))
