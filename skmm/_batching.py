@@ -191,14 +191,10 @@ def run_batched(
             if batch is None:
                 continue
             batch = to_device(batch, device)
-            if not torch.is_tensor(batch):  # token dicts are padded per chunk: one chunk, one batch
-                chunks.append(batch)
-                chunk_positions.append(positions)
-                run_model()
-                continue
             chunks.append(batch)
             chunk_positions.append(positions)
-            if sum(len(p) for p in chunk_positions) >= batch_size:
+            # Token dicts are padded per chunk, so one chunk is one batch; tensors are joined.
+            if not torch.is_tensor(batch) or sum(map(len, chunk_positions)) >= batch_size:
                 run_model()
         if chunks:
             run_model()

@@ -219,17 +219,22 @@ class ClaimCoordinator:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
 
-    def schedule(self, keys, chunk):
+    def schedule(self, keys, chunk, known_missing=False):
         """Yield ``("found", {key: value})`` and ``("compute", [keys])`` until every key is served.
 
         The caller computes, stores and then :meth:`release`-s each ``compute`` batch.
+        ``known_missing``: the caller has just looked ``keys`` up, so the first round claims
+        without reading the cache again.
         """
         remaining = list(keys)
+        look = not known_missing
         while remaining:
-            found = self.cache.get_many(remaining)
-            if found:
-                yield "found", found
-                remaining = [key for key in remaining if key not in found]
+            if look:
+                found = self.cache.get_many(remaining)
+                if found:
+                    yield "found", found
+                    remaining = [key for key in remaining if key not in found]
+            look = True
             mine = []
             for key in remaining:
                 if len(mine) >= chunk:

@@ -154,16 +154,18 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     cache.put_many(new_entries)
 
             coordinator = getattr(cache, "coordinator", None)
-            uncacheable = [key for key in unique_rows if isinstance(key, tuple)]
             if coordinator is None:
                 compute(list(unique_rows))
             else:
                 # A disk cache shared by processes (n_jobs, dask workers): each key is computed by one
                 # process; keys another process is computing are awaited, not recomputed.
+                uncacheable = [key for key in unique_rows if isinstance(key, tuple)]
                 if uncacheable:
                     compute(uncacheable)
                 cacheable = [key for key in unique_rows if not isinstance(key, tuple)]
-                for action, batch in coordinator.schedule(cacheable, chunk=4 * self.batch_size):
+                # encode() has just looked these keys up: the schedule need not look again first.
+                for action, batch in coordinator.schedule(cacheable, chunk=4 * self.batch_size,
+                                                          known_missing=True):
                     if action == "compute":
                         try:
                             compute(batch)
