@@ -177,7 +177,7 @@ def _fit(args):
 
 
 def _predict(args):
-    from . import persistence
+    from . import ImageEncoder, persistence
     from .fusion import ModalityFusion
 
     if not Path(args.model).is_file():
@@ -189,12 +189,11 @@ def _predict(args):
     fusion = model.steps[0][1] if hasattr(model, "steps") else None
     if not isinstance(fusion, ModalityFusion):
         raise CLIError(f"{args.model} is not a model written by 'skmm fit'")
-    image_col = next(column for name, encoder, column in fusion.transformers_
-                     if type(encoder).__name__ == "ImageEncoder")
+    image_col = next(column for _, encoder, column in fusion.transformers_ if isinstance(encoder, ImageEncoder))
     columns = [column for _, _, column in fusion.transformers_]
     table = read_table(args.table)
     _check_columns(table, columns, args.table)
-    _apply_runtime(model, args)
+    _apply_runtime(fusion, args)
     X = _resolve_image_paths(table[columns], image_col, args.table)
     probabilities = model.predict_proba(X)
     classes = model.classes_
@@ -206,11 +205,11 @@ def _predict(args):
     print(f"wrote {len(out)} predictions to {args.output}")
 
 
-def _apply_runtime(model, args):
+def _apply_runtime(fusion, args):
     """Device, batch size and cache of a loaded model's encoders follow the command line."""
     from ._device import resolve_device
 
-    for _, encoder, _ in model.steps[0][1].transformers_:
+    for _, encoder, _ in fusion.transformers_:
         if hasattr(encoder, "fingerprint_"):  # an skmm encoder
             encoder.set_params(batch_size=args.batch_size, cache=args.cache, progress=True)
             if args.device != "auto":
