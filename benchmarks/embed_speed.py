@@ -57,7 +57,7 @@ def _naive_loop(args, bundle, prepare, device):
             from PIL import Image
 
             for path in files:
-                x = prepare(Image.open(path).convert("RGB")).unsqueeze(0).to(device).float() / 255
+                x = prepare(Image.open(path).convert("RGB")).permute(2, 0, 1).unsqueeze(0).to(device).float() / 255
                 module((x - mean) / std).detach().cpu().numpy()
 
         return f"embetter's loop, one image per forward ({why})", loop

@@ -7,6 +7,7 @@ import pickle
 import time
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 from PIL import Image
@@ -347,7 +348,7 @@ def test_offline_efficientnet_lite0_classifies_the_sklearn_daisy():
     samples = load_sample_images()
     flower = samples.images[[name.endswith("flower.jpg") for name in samples.filenames].index(True)]
     model, config = create_image_model("skmm:efficientnet_lite0", "DEFAULT", head=True)
-    batch = _PrepareImage(config, crop=True)(flower).float().unsqueeze(0) / 255
+    batch = _PrepareImage(config, crop=True)(flower).permute(2, 0, 1).float().unsqueeze(0) / 255  # HWC -> NCHW
     batch = (batch - torch.tensor(config.mean).view(1, 3, 1, 1)) / torch.tensor(config.std).view(1, 3, 1, 1)
     with torch.inference_mode():
         probabilities = model(batch).softmax(dim=1)[0]
@@ -480,3 +481,60 @@ def test_jit_frozen_model_gives_the_same_embeddings(tiny_image_params):
     np.testing.assert_allclose(frozen.transform(images), eager.transform(images), atol=1e-4)
     restored = pickle.loads(pickle.dumps(frozen))  # random weights travel as numpy, re-frozen on load
     np.testing.assert_allclose(restored.transform(images), eager.transform(images), atol=1e-4)
+
+
+def _random_batch_norm(channels):
+    norm = torch.nn.BatchNorm2d(channels).eval()
+    with torch.no_grad():
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    return norm
+
+
+def test_batch_norms_are_folded_into_convolutions(tiny_image_params):
+    from skmm.encoders._image_models import create_image_model, fold_batch_norms
+
+    module, config = create_image_model(tiny_image_params["model"], None)
+    torch.manual_seed(0)
+    example, other = torch.randn(2, 2, 3, config.input_size, config.input_size)
+    folded = fold_batch_norms(module, example)
+    assert folded is not module
+    count = lambda m: sum(isinstance(s, torch.nn.BatchNorm2d) for s in m.modules())  # noqa: E731
+    assert count(module) > 0 and count(folded) == 0
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(other), module(other), rtol=1e-4, atol=1e-5)
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit(random_images(1))
+    assert count(encoder._get_bundle().inference_module) == 0  # what transform runs
+
+
+def test_batch_norm_is_not_folded_when_the_convolution_output_is_used_twice():
+    from skmm.encoders._image_models import fold_batch_norms
+
+    class ConvOutputUsedTwice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.norm = _random_batch_norm(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.norm(y) + y  # folding would change the second use of y
+
+    module = ConvOutputUsedTwice().eval()
+    assert fold_batch_norms(module, torch.randn(2, 3, 8, 8)) is module
+
+
+def test_unnamed_weights_from_a_pickle_are_what_runs(tiny_image_params):
+    images = random_images(3)
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit(images)
+    state = pickle.loads(pickle.dumps(encoder)).__getstate__()["_restored_state"]
+    stem = next(name for name, value in state.items() if value.ndim == 4)
+    state[stem] = state[stem] * 0  # as if fine-tuned: the first convolution now sees nothing
+    tampered = ImageEncoder(**tiny_image_params, cache=None).fit(images)
+    tampered._restored_state, tampered._bundle = state, None
+    blank = np.stack([np.full((40, 40, 3), 7, dtype=np.uint8), np.full((40, 40, 3), 200, dtype=np.uint8)])
+    embeddings = tampered.transform(list(blank))
+    np.testing.assert_allclose(embeddings[0], embeddings[1], atol=1e-5)  # input no longer reaches the output
+    assert not np.allclose(encoder.transform(list(blank))[0], encoder.transform(list(blank))[1], atol=1e-5)

@@ -36,8 +36,9 @@ class EncodingError(ValueError):
 class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of skmm's encoders; not for direct use.
 
-    Subclasses implement ``_load_bundle`` (build the model: called through the
-    process-wide registry, so clones share one loaded copy), ``_embedding_spec``
+    Subclasses implement ``_load_bundle(device, state=None)`` (build the model,
+    load ``state`` into it when given, then derive any inference copy: called
+    through the process-wide registry, so clones share one loaded copy), ``_embedding_spec``
     (everything that changes an embedding, for cache keys), ``_pipeline``
     (the prepare / collate / forward triple for the shared batching loop) and
     ``_item_digest`` (a digest of one item's content).
@@ -213,10 +214,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if self._bundle is None:
             if self._restored_state is not None:
                 # Weights that have no name (random init, fine-tuned...) came in the pickle.
-                bundle = self._load_bundle(self.device_)
-                bundle.module.load_state_dict({k: torch.from_numpy(np.asarray(v))
-                                               for k, v in self._restored_state.items()})
-                self._bundle = bundle
+                self._bundle = self._load_bundle(self.device_, state={
+                    k: torch.from_numpy(np.asarray(v)) for k, v in self._restored_state.items()})
             else:
                 self._bundle = _registry.get_or_load(
                     self._registry_key(), lambda: self._load_bundle(self.device_)

@@ -170,3 +170,66 @@ def create_image_model(model, weights="DEFAULT", *, head=False):
         torch.manual_seed(_RANDOM_INIT_SEED)
         module, config = builder(name, weights, head)
     return module.eval(), config
+
+
+def fold_batch_norms(module, example):
+    """An inference copy of ``module`` with each eval-mode batch norm folded into the convolution before it.
+
+    A batch norm after a convolution is an affine map per channel: folded into the convolution's
+    weights and bias it costs nothing, where run on its own it is one more pass over every
+    activation (about a quarter of EfficientNet-Lite0's CPU time). Pairs are found by running
+    ``example`` once and matching each batch norm's input to the convolution output it is; timm's
+    ``BatchNormAct2d`` keeps its activation. The copy must give the same output on ``example`` as
+    ``module`` (else ``module`` itself is returned), so a convolution output that is also used
+    elsewhere cannot be folded wrongly.
+
+    Returns
+    -------
+    folded : nn.Module
+        ``module`` itself when there is nothing to fold or the check fails, else a folded copy.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    produced_by, pairs, hooks = {}, [], []
+
+    def after_conv(conv, inputs, output):
+        produced_by[id(output)] = (conv, output)  # the tensor is kept alive, so its id stays unique
+
+    def before_norm(norm, inputs):
+        source = produced_by.get(id(inputs[0]))
+        if source is not None and source[1] is inputs[0]:
+            pairs.append((source[0], norm))
+
+    names = {m: n for n, m in module.named_modules()}
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            hooks.append(sub.register_forward_hook(after_conv))
+        elif type(sub) is nn.BatchNorm2d or (isinstance(sub, nn.BatchNorm2d) and hasattr(sub, "act")
+                                              and hasattr(sub, "drop")):
+            hooks.append(sub.register_forward_pre_hook(before_norm))
+    try:
+        with torch.inference_mode():
+            expected = module(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        produced_by.clear()
+    convs = [conv for conv, _ in pairs]
+    pairs = [(conv, norm) for conv, norm in pairs
+             if convs.count(conv) == 1 and not norm.training and norm.running_mean is not None]
+    if not pairs:
+        return module
+    folded = copy.deepcopy(module)
+    for conv, norm in pairs:
+        conv_name, norm_name = names[conv], names[norm]
+        fused = fuse_conv_bn_eval(folded.get_submodule(conv_name), folded.get_submodule(norm_name))
+        copy_norm = folded.get_submodule(norm_name)
+        after = nn.Identity() if type(copy_norm) is nn.BatchNorm2d else nn.Sequential(copy_norm.drop, copy_norm.act)
+        for name, replacement in ((conv_name, fused), (norm_name, after)):
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(folded.get_submodule(parent_name) if parent_name else folded, attribute, replacement)
+    with torch.inference_mode():
+        same = torch.allclose(folded(example), expected, rtol=1e-3, atol=1e-4)
+    return folded.requires_grad_(False) if same else module

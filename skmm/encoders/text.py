@@ -156,7 +156,7 @@ class TextEncoder(BaseEncoder):
     def _embedding_spec(self):
         return {"model": str(self.model), "normalize": bool(self.normalize), "max_seq_length": self.max_seq_length}
 
-    def _load_bundle(self, device):
+    def _load_bundle(self, device, state=None):
         from sentence_transformers import SentenceTransformer
 
         from transformers.utils import logging as hf_logging
@@ -169,6 +169,8 @@ class TextEncoder(BaseEncoder):
         finally:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
+        if state is not None:
+            module.load_state_dict(state)
         module.eval().requires_grad_(False)
         dim = (getattr(module, "get_embedding_dimension", None) or module.get_sentence_embedding_dimension)()
         return _TextBundle(module=module, tokenizer=module.tokenizer,
