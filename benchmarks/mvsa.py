@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import MVSA_DIR, REPO, RESULTS  # noqa: E402
 
@@ -81,6 +83,77 @@ def pipelines(cache, device, random_state=0):
     yield "early + late stacking | LR balanced", StackingClassifier(
         stack_members, final_estimator=logreg(balanced=True), cv=5)
 
+    # Beyond the two frozen encoders: two cheap text views that MiniLM's pooled embedding loses, as
+    # stacking members beside it (any sklearn model on the same DataFrame can be one): word and
+    # character n-gram TF-IDF, and VADER's tweet-tuned sentiment lexicon (pip install skmm[bench]).
+    lexical = [("text_tfidf", text_tfidf()), ("text_vader", text_vader())] if text_vader() is not None else []
+    if lexical:
+        members = [("image", single("image", logreg())), ("text", single("text", logreg()))] + lexical
+        yield "late stacking + TF-IDF + VADER | LR on log-probabilities", StackingClassifier(
+            members, final_estimator=log_probability_logreg(), cv=5)
+        yield "late stacking + TF-IDF + VADER, early concat | LR on log-probabilities", StackingClassifier(
+            members + [("early_concat", early("concat", logreg()))], final_estimator=log_probability_logreg(), cv=5)
+
+
+def _vader_scores(texts):
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from skmm._inputs import to_text
+
+    analyzer = SentimentIntensityAnalyzer()
+    scores = [analyzer.polarity_scores(to_text(item)) for item in texts]
+    return np.array([[score[k] for k in ("neg", "neu", "pos", "compound")] for score in scores])
+
+
+def _as_texts(column):
+    from skmm._inputs import to_text
+
+    return [to_text(item) for item in column]
+
+
+def _log_probabilities(probabilities):
+    return np.log(np.clip(probabilities, 1e-6, 1.0))
+
+
+def text_vader():
+    """VADER's four sentiment scores of each text, scaled, then LogisticRegression; None without vaderSentiment."""
+    try:
+        import vaderSentiment  # noqa: F401
+    except ImportError:
+        return None
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    lexicon = FunctionTransformer(_vader_scores, feature_names_out=lambda *_: ["neg", "neu", "pos", "compound"])
+    return make_pipeline(ColumnTransformer([("vader", lexicon, "text")]), StandardScaler(),
+                         LogisticRegression(max_iter=3000))
+
+
+def text_tfidf():
+    """Word 1-2-gram and character 2-5-gram TF-IDF of each text, then LogisticRegression (C=10)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.preprocessing import FunctionTransformer
+
+    as_text = FunctionTransformer(_as_texts)
+    ngrams = make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True))
+    return make_pipeline(ColumnTransformer([("tfidf", make_pipeline(as_text, ngrams), "text")]),
+                         LogisticRegression(C=10, max_iter=3000))
+
+
+def log_probability_logreg():
+    """LogisticRegression on the log of the members' probabilities (a stacker sees odds, not capped values)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    return make_pipeline(FunctionTransformer(_log_probabilities), LogisticRegression(max_iter=3000))
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,7 +165,6 @@ def main():
     if not os.path.exists(os.path.join(args.data, "train.txt")):
         print(f"MVSA data not found at {args.data}: skipped.")
         return
-    import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from skmm import ImageEncoder, TextEncoder
