@@ -69,6 +69,8 @@ def pipelines(cache, device, random_state=0):
     yield "early concat | LR C=0.3", early("concat", logreg(C=0.3))
     yield "early concat | LR C=3", early("concat", logreg(C=3.0))
     yield "early average | LR C=3", early("average", logreg(C=3.0))
+    yield "early gated (learned per-post weights) | LR C=1", early("gated", logreg())
+    yield "early gated (learned per-post weights) | LR C=3", early("gated", logreg(C=3.0))
     yield "early concat | MLP", early("concat", mlp())
     yield "early concat | MLP balanced", early("concat", mlp(balanced=True))
     yield "early average | MLP", early("average", mlp())

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 _ESTIMATORS = ("logreg", "mlp")
-_FUSIONS = ("concat", "average", "weighted")
+_FUSIONS = ("concat", "average", "weighted", "gated")
 
 
 class CLIError(Exception):

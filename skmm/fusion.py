@@ -14,9 +14,10 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from ._alignment import CCAAlignment, PCAProjection
+from ._gating import ModalityGate
 from ._inputs import is_missing
 
-METHODS = ("concat", "average", "weighted")
+METHODS = ("concat", "average", "weighted", "gated")
 ALIGNMENTS = ("cca", "pca")
 
 
@@ -57,7 +58,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
 
     - ``"concat"``: the blocks side by side;
     - ``"average"``: the element-wise mean of the blocks;
-    - ``"weighted"``: a weighted sum of the blocks, with ``weights``.
+    - ``"weighted"``: a weighted sum of the blocks, with ``weights``;
+    - ``"gated"``: a weighted sum whose weights are learned per row: a
+      softmax gate over the modalities, computed from the row's blocks and
+      trained in ``fit`` on ``y`` (so ``fit`` needs ``y``), lets each row lean
+      on the modality that is informative for it.
 
     Each block is L2-normalised per row (``normalize=True``) so that no
     modality dominates by scale. Average and weighted fusion need the blocks
@@ -86,8 +91,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     transformers : list of (str, transformer, str or list of str) tuples
         Name, transformer (or ``"drop"``) and the column (or list of columns)
         it reads.
-    method : {"concat", "average", "weighted"}, default="concat"
-        How to fuse the modality blocks.
+    method : {"concat", "average", "weighted", "gated"}, default="concat"
+        How to fuse the modality blocks. ``"gated"`` learns its gate from
+        ``y`` (class labels or continuous values) jointly with a linear head
+        that is then dropped: a supervised transformer, like
+        :class:`~sklearn.discriminant_analysis.LinearDiscriminantAnalysis`.
     weights : dict or sequence of float, optional
         Per-modality weights for ``method="weighted"`` (by name, or in the
         order of ``transformers``). Missing names weigh 1.
@@ -116,9 +124,14 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     projections_ : dict
         Per-modality fitted PCA (average / weighted fusion without CCA).
     n_components_ : int
-        Width of each block in the fused space (average / weighted).
+        Width of each block in the fused space (average / weighted / gated).
+    gate_ : object or None
+        The learned gate (``method="gated"``): ``gate_.weights(blocks, present)``
+        gives each row's modality weights.
     indicator_ : bool
         Whether presence columns are added.
+    block_widths_ : dict
+        Per modality, the width of its block as its transformer outputs it.
     fill_values_ : dict
         Per modality, the (normalised) block mean that stands in for a
         missing value in concatenation.
@@ -269,12 +282,18 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             self.transformers_.append((name, fitted, column))
             blocks.append(block)
             masks.append(mask)
+        self.block_widths_ = {name: block.shape[1] for (name, _, _), block in zip(self.transformers_, blocks)}
         self.weights_ = self._modality_weights([name for name, _, _ in self.transformers_])
         self.indicator_ = bool(self.add_indicator is True or (
             self.add_indicator == "auto" and not all(m.all() for m in masks)))
         self._fit_projections(blocks, masks)
         self.fill_values_ = {name: block.mean(axis=0)
                              for (name, _, _), block in zip(self.transformers_, blocks)}
+        self.gate_ = None
+        if self.method == "gated":
+            if y is None:
+                raise ValueError("method='gated' learns its gate from the target: fit needs y")
+            self.gate_ = ModalityGate().fit(*self._common_space(blocks, masks), np.asarray(y))
         del self._active
         return self._fuse(blocks, masks)
 
@@ -363,6 +382,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             if self.indicator_:
                 parts.append(np.column_stack(masks).astype(np.float32))
             return np.hstack(parts)
+        if self.method == "gated":
+            return self.gate_.fuse(*self._common_space(blocks, masks))
         fused = np.zeros((n_rows, self.n_components_), dtype=np.float32)
         total_weight = np.zeros(n_rows)
         for name, weight, block, mask in zip(names, self.weights_, blocks, masks):
@@ -374,15 +395,29 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         total_weight[empty] = 1.0  # a row with no modality at all stays zero
         return (fused / total_weight[:, None]).astype(np.float32)
 
+    def _common_space(self, blocks, masks):
+        """Every block projected to the common space, zeros where absent, and the (n, M) presence matrix."""
+        full = []
+        for (name, _, _), block, mask in zip(self.transformers_, blocks, masks):
+            projected = np.zeros((len(mask), self.n_components_), dtype=np.float32)
+            if block is not None:
+                projected[mask] = self._project(name, block)
+            full.append(projected)
+        return full, np.column_stack(masks)
+
     def _block_width(self, name):
-        return len(self._block_feature_names(name))
+        return self.block_widths_[name]
 
     def _block_feature_names(self, name):
         fitted = self.named_transformers_[name]
         if not hasattr(self, "_block_names"):
             self._block_names = {}
         if name not in self._block_names:
-            self._block_names[name] = np.asarray(fitted.get_feature_names_out(), dtype=object)
+            if hasattr(fitted, "get_feature_names_out"):
+                names = fitted.get_feature_names_out()
+            else:  # e.g. a FunctionTransformer without feature_names_out: numbered, as sklearn does
+                names = [f"x{i}" for i in range(self.block_widths_[name])]
+            self._block_names[name] = np.asarray(names, dtype=object)
         return self._block_names[name]
 
     @property

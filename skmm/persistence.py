@@ -20,6 +20,7 @@ TRUSTED_TYPES = (
     "skmm.fusion.ModalityFusion",
     "skmm._alignment.CCAAlignment",
     "skmm._alignment.PCAProjection",
+    "skmm._gating.ModalityGate",
     "skmm.estimators.mlp.TorchMLPClassifier",
     "skmm.estimators.mlp.TorchMLPRegressor",
     # What those hold, beyond the types skops trusts by default.

@@ -45,7 +45,7 @@ def single_scores(encoders, data):
 
 
 @pytest.mark.parametrize("method, weights", [("concat", None), ("average", None),
-                                             ("weighted", {"image": 1.0, "text": 1.5})])
+                                             ("weighted", {"image": 1.0, "text": 1.5}), ("gated", None)])
 def test_every_fusion_method_beats_both_modalities(method, weights, encoders, data, single_scores):
     image, text = encoders()
     fused = _score(make_fusion((image, "image"), (text, "text"), method=method, weights=weights), data)
@@ -197,3 +197,57 @@ def test_late_and_early_fusion_grid_searched_side_by_side(encoders, data):
     assert len(search.cv_results_["mean_test_score"]) == 2
     with pytest.raises(ValueError, match="at least two"):
         make_late_fusion(("image", image, "image", _logreg()))
+
+
+def _trust_one_modality_per_row(n=600, seed=0):
+    """Each row's label shows in one modality only; a flag in both blocks says which (a gate can learn it)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    image_rows = rng.random(n) < 0.5
+    signal = np.where(y == 1, 1.0, -1.0)
+    noise = rng.normal(size=(n, 2))
+    a = np.column_stack([np.where(image_rows, signal, noise[:, 0]), image_rows, rng.normal(size=n) * 0.1])
+    b = np.column_stack([np.where(image_rows, noise[:, 1], signal), image_rows, rng.normal(size=n) * 0.1])
+    X = pd.DataFrame(np.hstack([a, b]), columns=["a0", "a1", "a2", "b0", "b1", "b2"])
+    return X, y, image_rows
+
+
+def test_gated_fusion_learns_which_modality_to_trust_per_row():
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, image_rows = _trust_one_modality_per_row()
+
+    def fusion(method):
+        return ModalityFusion([("image", FunctionTransformer(), ["a0", "a1", "a2"]),
+                               ("text", FunctionTransformer(), ["b0", "b1", "b2"])],
+                              method=method, alignment="pca", normalize=False)
+
+    scores = {method: cross_val_score(make_pipeline(fusion(method), LogisticRegression()), X, y,
+                                      cv=StratifiedKFold(3, shuffle=True, random_state=0)).mean()
+              for method in ("average", "gated", "concat")}
+    assert scores["gated"] > scores["average"] + 0.1, scores  # concat works too: a transformer need not name features
+    fitted = fusion("gated").fit(X, y)
+    blocks, present = fitted._common_space([X[["a0", "a1", "a2"]].to_numpy(np.float32),
+                                            X[["b0", "b1", "b2"]].to_numpy(np.float32)],
+                                           [np.ones(len(X), bool)] * 2)
+    gates = fitted.gate_.weights(blocks, present)
+    np.testing.assert_allclose(gates.sum(axis=1), 1.0, atol=1e-6)
+    assert gates[image_rows, 0].mean() > 0.8 and gates[~image_rows, 1].mean() > 0.8  # each row trusts its modality
+    np.testing.assert_array_equal(fusion("gated").fit_transform(X, y), fitted.transform(X))  # deterministic
+
+
+def test_gated_fusion_needs_y_and_handles_missing_modalities(encoders, data):
+    image, text = encoders()
+    X, y = data
+    with pytest.raises(ValueError, match="needs y"):
+        make_fusion((image, "image"), (text, "text"), method="gated").fit(X)
+    fusion = make_fusion((image, "image"), (text, "text"), method="gated", n_components=16).fit(X.iloc[:80], y[:80])
+    assert fusion.get_feature_names_out().tolist() == [f"fused{i}" for i in range(16)]
+    holey = X.iloc[:3].copy()
+    holey.loc[holey.index[1], "image"] = None
+    out = fusion.transform(holey)
+    text_only = fusion._project("text", fusion.named_transformers_["text"].transform(holey["text"].iloc[[1]]))
+    np.testing.assert_allclose(out[1], text_only[0], atol=ATOL)  # the gate gives the absent image nothing
+    search = GridSearchCV(Pipeline([("fuse", make_fusion((image, "image"), (text, "text"))), ("clf", _logreg())]),
+                          {"fuse__method": ["average", "gated"]}, cv=CV).fit(X, y)
+    assert set(search.cv_results_["param_fuse__method"]) == {"average", "gated"}

@@ -293,6 +293,19 @@ def test_skops_round_trip_with_explicit_trusted_types(fitted_pipeline, tmp_path)
     np.testing.assert_array_equal(restored.predict_proba(X), pipeline.predict_proba(X))
 
 
+def test_skops_round_trip_of_a_gated_fusion(tiny_image_params, tiny_text_model, tmp_path):
+    X, y = make_multimodal_classification(n_samples=60, image_size=32, random_state=3)
+    pipeline = Pipeline([
+        ("fuse", make_fusion((ImageEncoder(**tiny_image_params), "image"),
+                             (TextEncoder(tiny_text_model, device=DEVICE), "text"), method="gated")),
+        ("clf", LogisticRegression()),
+    ]).fit(X, y)
+    persistence.dump(pipeline, tmp_path / "gated.skops")
+    assert persistence.untrusted_types(tmp_path / "gated.skops") == []  # the learned gate is a trusted type
+    restored = persistence.load(tmp_path / "gated.skops")
+    np.testing.assert_array_equal(restored.predict_proba(X), pipeline.predict_proba(X))
+
+
 class _Custom(LogisticRegression):
     pass
 
