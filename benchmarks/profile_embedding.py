@@ -1,6 +1,6 @@
 """Where ImageEncoder's time goes on this machine, measured with a sampling profiler (py-spy).
 
-py-spy samples every thread, so the decoding done in skmm's prefetch thread is seen too:
+py-spy samples every thread, so the decoding done by skmm's prepare threads is seen too:
 
     pip install py-spy
     py-spy record --rate 200 --format raw -o benchmarks/results/profile.txt -- \\
@@ -26,7 +26,7 @@ from _common import jpeg_files  # noqa: E402
 _STEPS = [
     ("decode (Pillow: open, draft, load, EXIF, convert)", ("open_image", "to_rgb", "exif_transpose")),
     ("resize + crop (one Pillow resample)", ("resize",)),
-    ("uint8 tensor + collate", ("pil_to_tensor", "stack", "_CollateGood")),
+    ("uint8 tensor + collate", ("stack", "_CollateGood")),
     ("model forward (normalise, conv net)", ("_ForwardImages",)),
 ]
 
