@@ -88,8 +88,9 @@ def pipelines(cache, device, random_state=0):
     # Beyond the two frozen encoders: two cheap text views that MiniLM's pooled embedding loses, as
     # stacking members beside it (any sklearn model on the same DataFrame can be one): word and
     # character n-gram TF-IDF, and VADER's tweet-tuned sentiment lexicon (pip install skmm[bench]).
-    lexical = [("text_tfidf", text_tfidf()), ("text_vader", text_vader())] if text_vader() is not None else []
-    if lexical:
+    vader = text_vader()
+    if vader is not None:
+        lexical = [("text_tfidf", text_tfidf()), ("text_vader", vader)]
         members = [("image", single("image", logreg())), ("text", single("text", logreg()))] + lexical
         yield "late stacking + TF-IDF + VADER | LR on log-probabilities", StackingClassifier(
             members, final_estimator=log_probability_logreg(), cv=5)

@@ -58,8 +58,12 @@ def untrusted_types(file, trusted=()):
     """The types in ``file`` that are neither trusted by skops, in :data:`TRUSTED_TYPES`, nor in ``trusted``."""
     import skops.io
 
+    return _untrusted(skops.io.get_untrusted_types(file=file), trusted)
+
+
+def _untrusted(found, trusted):
     allowed = set(TRUSTED_TYPES) | set(trusted)
-    return sorted(t for t in skops.io.get_untrusted_types(file=file) if t not in allowed)
+    return sorted(t for t in found if t not in allowed)
 
 
 def load(file, trusted=()):
@@ -82,10 +86,11 @@ def load(file, trusted=()):
     """
     import skops.io
 
-    unknown = untrusted_types(file, trusted)
+    found = skops.io.get_untrusted_types(file=file)  # read once: the check and the load use the same list
+    unknown = _untrusted(found, trusted)
     if unknown:
         raise UntrustedTypesError(
             f"{file} holds types that are not trusted: {unknown}. Pass them in trusted=[...] "
             "if you know where the file comes from."
         )
-    return skops.io.load(file, trusted=skops.io.get_untrusted_types(file=file))
+    return skops.io.load(file, trusted=found)

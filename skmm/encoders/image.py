@@ -284,7 +284,8 @@ class ImageEncoder(BaseEncoder):
         if self.num_workers != "auto":
             return self.num_workers
         # On the CPU the model already uses every core (a worker process halved throughput on 2 cores;
-        # decoding runs in a thread instead). On a GPU, decoding is the bottleneck: use most cores.
+        # a pool of threads decodes each batch between forwards instead). On a GPU, decoding is the
+        # bottleneck: use most cores.
         return 0 if device.type == "cpu" else max(1, min(12, (os.cpu_count() or 2) - 1))
 
     def _item_digest(self, item):
