@@ -6,7 +6,7 @@ One run, the same rows (MVSA photos + tweets when present, else generated), defa
      default settings (in-memory cache);
   3. the same with n_jobs=2 and a disk cache shared by the two worker processes;
   4. the same with the cache off (cache=None): every fit re-embeds its rows.
-Ratios are what count (this CPU is slow). Writes benchmarks/results/search_speed.json.
+Ratios are what count (this CPU is slow). Writes benchmarks/results/search_speed_<n>rows.json.
 
     python benchmarks/search_speed.py --n-rows 1000
 """
@@ -100,7 +100,7 @@ def main():
     if not args.skip_uncached:
         print(f"cache off / cache on: {results['grid search, n_jobs=1, cache off'] / results['grid search, n_jobs=1, memory cache']:.1f}x (target >= 10)")
     os.makedirs(RESULTS, exist_ok=True)
-    with open(RESULTS / "search_speed.json", "w") as handle:
+    with open(RESULTS / f"search_speed_{len(X)}rows.json", "w") as handle:
         json.dump(results, handle, indent=2, default=str)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
+import joblib
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
+
+from ._registry import BoundedRegistry
 
 
 def _pca(n_components, block, random_state):
@@ -17,6 +22,27 @@ def _pca(n_components, block, random_state):
     """
     solver = "covariance_eigh" if block.shape[0] > block.shape[1] else "full"
     return PCA(n_components=n_components, svd_solver=solver, random_state=random_state).fit(block)
+
+
+_fits = BoundedRegistry(max_entries=8)
+
+
+def fit_memoized(estimator, *arrays):
+    """``estimator.fit(*arrays)``, or a copy of the same fit made earlier in this process.
+
+    GridSearchCV clones the pipeline for every candidate: over ``fuse__method``,
+    the average and weighted candidates of one fold fit the very same
+    projection on the very same blocks. Keyed by the estimator's class and
+    parameters and the arrays' content (hashing is ~1/15 of a CCA fit), the
+    few most recent fits are kept; each caller gets its own deep copy, so no
+    two fusers share mutable state.
+    """
+    key = joblib.hash((type(estimator).__qualname__, estimator.get_params(), arrays))
+    return copy.deepcopy(_fits.get_or_make(key, lambda: estimator.fit(*arrays)))
+
+
+def clear_fits():
+    _fits.clear()
 
 
 def _inverse_sqrt(matrix):

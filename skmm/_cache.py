@@ -23,6 +23,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from ._registry import BoundedRegistry
+
 _DIGEST_SIZE = 16
 
 
@@ -31,9 +33,7 @@ def content_digest(data):
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).hexdigest()
 
 
-_file_digests = OrderedDict()
-_file_digests_lock = threading.Lock()
-_MAX_FILE_DIGESTS = 1_000_000
+_file_digests = BoundedRegistry(max_entries=1_000_000)
 
 
 def file_digest(path):
@@ -47,16 +47,12 @@ def file_digest(path):
     """
     stat = os.stat(path)
     identity = (os.fspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    with _file_digests_lock:
-        digest = _file_digests.get(identity)
-    if digest is None:
+
+    def hash_content():
         with open(path, "rb") as handle:
-            digest = content_digest(handle.read())
-        with _file_digests_lock:
-            _file_digests[identity] = digest
-            while len(_file_digests) > _MAX_FILE_DIGESTS:
-                _file_digests.popitem(last=False)
-    return digest
+            return content_digest(handle.read())
+
+    return _file_digests.get_or_make(identity, hash_content)
 
 
 def make_key(fingerprint, digest):
@@ -318,11 +314,17 @@ def resolve_cache(cache):
 def clear_cache(cache="auto"):
     """Empty a cache: the in-process one (default) or a cache directory.
 
+    The few fusion projections remembered in this process (see
+    ``skmm._alignment.fit_memoized``) are forgotten too.
+
     Examples
     --------
     >>> from skmm import clear_cache
     >>> clear_cache("memory")
     """
+    from ._alignment import clear_fits
+
+    clear_fits()
     resolved = resolve_cache(cache)
     if resolved is not None:
         resolved.clear()

@@ -13,7 +13,7 @@ from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
-from ._alignment import CCAAlignment, PCAProjection
+from ._alignment import CCAAlignment, PCAProjection, fit_memoized
 from ._gating import ModalityGate
 from ._inputs import is_missing
 
@@ -339,13 +339,13 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
                           f"and features of the modalities); using {limit}.", stacklevel=3)
         target = min(target, limit)
         if use_cca:
-            self.alignment_ = CCAAlignment(target).fit(*paired)
+            self.alignment_ = fit_memoized(CCAAlignment(target), *paired)
             self.n_components_ = len(self.alignment_.correlations_)
             return
         self.n_components_ = int(target)
         for (name, _, _), block in zip(self.transformers_, blocks):
             if block.shape[1] != target or self.n_components is not None:
-                self.projections_[name] = PCAProjection(target).fit(block)
+                self.projections_[name] = fit_memoized(PCAProjection(target), block)
 
     @staticmethod
     def _expand(block, mask):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -76,6 +77,42 @@ def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(enco
     # model once (identical texts share one embedding: the cache keys by content).
     distinct_images = {image.tobytes() for image in X["image"]}
     assert len(embedded) == len(distinct_images) + X["text"].nunique()
+
+
+@pytest.mark.parametrize("alignment, fitted_class", [("cca", "CCAAlignment"), ("pca", "PCAProjection")])
+def test_a_projection_already_fitted_on_the_same_blocks_is_reused(alignment, fitted_class, encoders, data,
+                                                                   monkeypatch):
+    # GridSearchCV over fuse__method fits average and weighted fusion of a fold on the same blocks.
+    from skmm import _alignment, clear_cache
+
+    clear_cache("memory")
+    calls = []
+    original = getattr(_alignment, fitted_class).fit
+
+    def counting_fit(self, *arrays):
+        calls.append(len(arrays[0]))
+        return original(self, *arrays)
+
+    monkeypatch.setattr(getattr(_alignment, fitted_class), "fit", counting_fit)
+    X, y = data
+    image, text = encoders()
+    average = make_fusion((image, "image"), (text, "text"), method="average", alignment=alignment,
+                          n_components=8)
+    first = average.fit_transform(X.iloc[:200], y[:200])
+    n_fits = len(calls)
+    assert n_fits >= 1
+    weighted = clone(average).set_params(method="weighted", weights=[1, 1])
+    np.testing.assert_allclose(weighted.fit_transform(X.iloc[:200], y[:200]), first, rtol=1e-5, atol=1e-6)
+    assert len(calls) == n_fits  # reused, not refitted
+    projections = (weighted.alignment_, average.alignment_) if alignment == "cca" else (
+        weighted.projections_["image"], average.projections_["image"])
+    assert projections[0] is not projections[1]  # a copy: no shared fitted state
+    other = clone(average).fit_transform(X.iloc[:180], y[:180])  # other rows: fitted again
+    assert len(calls) == 2 * n_fits and calls[-1] == 180
+    assert other.shape == (180, 8)
+    clear_cache("memory")
+    clone(average).fit(X.iloc[:200], y[:200])
+    assert len(calls) == 3 * n_fits  # clear_cache forgets the fits too
 
 
 def test_nested_parameters_reach_the_encoders(encoders):
