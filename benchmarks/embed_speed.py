@@ -96,16 +96,18 @@ def measure(args):
         files, source = jpeg_files(args.n_images, args.jpeg_dir or scratch)
         weights = None if args.weights == "none" else args.weights
         encoder = ImageEncoder(args.model, weights=weights, device=args.device, batch_size=args.batch_size,
-                               cache=None, num_workers=args.num_workers, jit=args.jit)
+                               cache=None, num_workers=args.num_workers, jit=args.jit, decode=args.decode)
         encoder.fit(files[:1])
-        bundle = encoder._get_bundle()
+        # (a) and (c) run on decoded pixels: the loader path's prepare and forward (the same model).
+        pixels = ImageEncoder(**{**encoder.get_params(), "decode": "loader"}).fit(files[:1])
+        bundle = pixels._get_bundle()
         device = resolve_device(encoder.device_)
         dtype = resolve_precision(encoder.precision, device)
-        prepare, _, forward = encoder._pipeline(bundle)
+        prepare, _, forward = pixels._pipeline(bundle)
         results = {"source": source, "n_images": len(files), "device": str(device),
                    "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                    "model": args.model, "batch_size": args.batch_size, "tune_malloc": args.tune_malloc,
-                   "jit": args.jit,
+                   "jit": args.jit, "decode": encoder._resolved_decode(),
                    "torch_threads": torch.get_num_threads(), "autocast": str(dtype)}
 
         # (a) raw forward on pre-decoded tensors, already on the device, and (b) ImageEncoder end to
@@ -155,6 +157,8 @@ def main():
     parser.add_argument("--num-workers", default="auto")
     parser.add_argument("--repeat", type=int, default=3, help="alternated rounds of (a) and (b); best kept")
     parser.add_argument("--jit", action="store_true", help="ImageEncoder(jit=True): a frozen TorchScript model")
+    parser.add_argument("--decode", choices=["auto", "loader", "device"], default="auto",
+                        help="ImageEncoder(decode=...) for (b): where JPEGs are decoded")
     parser.add_argument("--jpeg-dir", default=None, help="where generated JPEGs are kept between runs")
     parser.add_argument("--malloc", choices=["default", "tuned", "both"], default="both")
     parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)  # child mode
@@ -172,7 +176,7 @@ def main():
         command = [sys.executable, __file__, "--child", "--device", args.device, "--model", args.model,
                    "--weights", args.weights, "--n-images", str(args.n_images), "--naive-images",
                    str(args.naive_images), "--batch-size", str(args.batch_size), "--num-workers",
-                   str(args.num_workers), "--repeat", str(args.repeat)] + (["--jpeg-dir", args.jpeg_dir] if args.jpeg_dir else []) + (
+                   str(args.num_workers), "--repeat", str(args.repeat), "--decode", args.decode] + (["--jpeg-dir", args.jpeg_dir] if args.jpeg_dir else []) + (
                    ["--jit"] if args.jit else []) + (["--tune-malloc"] if tuned else [])
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
@@ -180,7 +184,8 @@ def main():
             raise SystemExit(completed.returncode)
         runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
     print(f"{runs[0]['n_images']} images ({runs[0]['source']}), model {args.model}, device {runs[0]['device_name']}, "
-          f"batch {args.batch_size}, {runs[0]['torch_threads']} torch threads, autocast {runs[0]['autocast']}")
+          f"batch {args.batch_size}, {runs[0]['torch_threads']} torch threads, autocast {runs[0]['autocast']}, "
+          f"JPEGs decoded by the {runs[0]['decode']}")
     print(f"(c) = {runs[0]['naive_loop_kind']}, on the first {args.naive_images} images; "
           f"(a) and (b) use {'a frozen TorchScript' if args.jit else 'the eager'} model")
     print(f"{'malloc':<9} {'(a) raw forward':>16} {'(b) ImageEncoder':>17} {'(c) naive loop':>15} "
@@ -189,7 +194,8 @@ def main():
         print(f"{'tuned' if run['tune_malloc'] else 'default':<9} {run['raw_forward']:>16.1f} "
               f"{run['image_encoder']:>17.1f} {run['naive_loop']:>15.1f} {run['b_over_a']:>6.2f} {run['b_over_c']:>6.2f}")
     output = args.output or RESULTS / (f"embed_speed_{args.device.split(':')[0]}_{args.model.replace(':', '_')}"
-                                       f"{'_jit' if args.jit else ''}.json")
+                                       f"{'_jit' if args.jit else ''}"
+                                       f"{'_device_decode' if runs[0]['decode'] == 'device' else ''}.json")
     os.makedirs(os.path.dirname(output), exist_ok=True)
     with open(output, "w") as handle:
         json.dump(runs, handle, indent=2)

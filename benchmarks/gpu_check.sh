@@ -15,10 +15,12 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 $PY -c "import torch, torchvision, timm, sklearn; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'sklearn', sklearn.__version__, 'cpus', __import__('os').cpu_count())" | tee -a "$OUT/gpu.txt"
 df -h /dev/shm | tee -a "$OUT/gpu.txt"
-for spec in "resnet50 none" "skmm:efficientnet_lite0 DEFAULT"; do
+# (b) with JPEGs decoded by nvJPEG on the GPU (decode=device, the default on CUDA), then by Pillow in the
+# DataLoader workers (decode=loader), for the before/after ratio.
+for spec in "resnet50 none device" "resnet50 none loader" "skmm:efficientnet_lite0 DEFAULT device"; do
   set -- $spec
-  timeout 130 $PY benchmarks/embed_speed.py --device cuda --model "$1" --weights "$2" --n-images 4096 \
+  timeout 130 $PY benchmarks/embed_speed.py --device cuda --model "$1" --weights "$2" --decode "$3" --n-images 4096 \
     --naive-images 256 --batch-size 256 --malloc default --jpeg-dir /tmp/skmm_jpegs \
-    --output "$OUT/embed_speed_cuda_${1//:/_}.json" 2>&1 | tee -a "$OUT/embed_speed.log" | grep -v Warn
+    --output "$OUT/embed_speed_cuda_${1//:/_}_$3.json" 2>&1 | tee -a "$OUT/embed_speed.log" | grep -v Warn
 done
 SKMM_TEST_DEVICE=cuda timeout 290 $PY -m pytest -q -p no:cacheprovider --timeout=200 tests 2>&1 | tee "$OUT/tests_cuda.log" | tail -25

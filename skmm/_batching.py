@@ -119,6 +119,14 @@ def to_device(batch, device):
     return batch
 
 
+def _joinable(batch):
+    return torch.is_tensor(batch) or hasattr(type(batch), "concat")
+
+
+def _join(chunks):
+    return torch.cat(chunks) if torch.is_tensor(chunks[0]) else type(chunks[0]).concat(chunks)
+
+
 def run_batched(
     items,
     *,
@@ -144,7 +152,11 @@ def run_batched(
         ``list of samples -> batch`` (a tensor or a dict of tensors).
     forward : callable
         ``batch on device -> (n, d) tensor``; runs under ``torch.inference_mode``
-        and autocast with ``autocast_dtype``.
+        and autocast with ``autocast_dtype``. It may instead return
+        ``(tensor, {row in batch: error message})`` for items that only fail
+        there (decoded on the device, say): their rows are reported as failures.
+        A batch that is not a tensor is joined from chunks by its type's
+        ``concat(list_of_batches)`` when it has one; otherwise one chunk is one batch.
     device : torch.device
     autocast_dtype : torch.dtype or None
     batch_size, num_workers : int
@@ -195,8 +207,13 @@ def run_batched(
     chunks, chunk_positions = [], []
 
     def run_model():
-        batch = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
-        pending.append((sum(chunk_positions, []), forward(batch)))
+        batch = chunks[0] if len(chunks) == 1 else _join(chunks)
+        positions = sum(chunk_positions, [])
+        output = forward(batch)
+        if isinstance(output, tuple):
+            output, failed_rows = output
+            failures.update({positions[row]: message for row, message in failed_rows.items()})
+        pending.append((positions, output))
         chunks.clear()
         chunk_positions.clear()
         if device.type == "cpu" or len(pending) >= 16:
@@ -213,7 +230,7 @@ def run_batched(
             chunks.append(batch)
             chunk_positions.append(positions)
             # Token dicts are padded per chunk, so one chunk is one batch; tensors are joined.
-            if not torch.is_tensor(batch) or sum(map(len, chunk_positions)) >= batch_size:
+            if not _joinable(batch) or sum(map(len, chunk_positions)) >= batch_size:
                 run_model()
         if chunks:
             run_model()

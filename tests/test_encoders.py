@@ -261,11 +261,15 @@ def test_pickle_leaves_named_weights_out():
 
 def test_unpickling_a_gpu_fit_on_a_cpu_machine(tiny_image_params, monkeypatch):
     encoder = ImageEncoder(**{**tiny_image_params, "device": "auto"}).fit(random_images(1))
-    encoder.device_ = "cuda"  # as if fitted on a GPU
+    on_this_machine = encoder.fingerprint_
+    encoder.device_ = "cuda"  # as if fitted on a GPU: fp16 autocast and nvJPEG decoding in its cache keys
+    encoder.fingerprint_ = "fitted-on-a-gpu"
     payload = pickle.dumps(encoder)
     restored = pickle.loads(payload)
     assert restored.device_ == str(resolve_device("auto"))
     assert restored.transform(random_images(1)).shape == (1, 256)
+    # Embeddings made here are keyed as made here (the weights, which came in the pickle, included).
+    assert restored.fingerprint_ == on_this_machine
 
 
 def test_device_resolution():

@@ -76,7 +76,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self._restored_state = None
         bundle = self._get_bundle()
         self.embedding_dim_ = int(bundle.embedding_dim)
-        self.fingerprint_ = self._fingerprint(bundle)
+        self.fingerprint_ = self._fingerprint(None if self._weights_are_named() else self._numpy_state(bundle))
         return self
 
     def transform(self, X):
@@ -222,12 +222,24 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 )
         return self._bundle
 
-    def _fingerprint(self, bundle):
+    def _fingerprint(self, state):
+        """Hash of what determines an embedding here; ``state``: the weights as numpy, when unnamed."""
         spec = dict(self._embedding_spec(), encoder=type(self).__name__, version=_EMBEDDING_VERSION)
         spec["autocast"] = str(resolve_precision(self.precision, resolve_device(self.device_)))
+        spec.update(self._runtime_spec())
         if not self._weights_are_named():
-            spec["state"] = joblib.hash({k: v.detach().cpu().numpy() for k, v in bundle.module.state_dict().items()})
+            spec["state"] = joblib.hash(state)
         return joblib.hash(spec)
+
+    @staticmethod
+    def _numpy_state(bundle):
+        # A fresh C-order copy: a channels-last weight and its unpickled copy must hash alike (joblib
+        # hashes strides, even those of length-1 axes).
+        return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in bundle.module.state_dict().items()}
+
+    def _runtime_spec(self):
+        """Settings resolved at run time that change embeddings but not the loaded model."""
+        return {}
 
     def _embed_uncached(self, items):
         bundle = self._get_bundle()
@@ -290,11 +302,14 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         state["_bundle"] = None
         if bundle is not None and not self._weights_are_named():
             # numpy, not torch tensors: skops.io can persist it, and it loads on any device.
-            state["_restored_state"] = {k: v.detach().cpu().numpy() for k, v in bundle.module.state_dict().items()}
+            state["_restored_state"] = self._numpy_state(bundle)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "device_" in state:
-            # Fitted on a GPU, loaded on a CPU-only machine: run where we are.
+            # Fitted on a GPU, loaded on a CPU-only machine: run where we are. The precision and the
+            # decoding follow the device, so the cache keys must too.
             self.device_ = str(resolve_device(self.device, fallback=True))
+            if self.device_ != state["device_"] and "fingerprint_" in state:
+                self.fingerprint_ = self._fingerprint(getattr(self, "_restored_state", None))

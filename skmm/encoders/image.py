@@ -15,11 +15,13 @@ from torchvision.transforms.v2 import functional as F
 from .._cache import content_digest, file_digest
 from .._inputs import open_image
 from ._base import BaseEncoder
+from ._device_decode import DecodeOnDevice, ReadForDevice, collate_mixed, crop_box, device_decode_available
 from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, fold_batch_norms, is_named_weights
 
 _TTA_VIEWS = {None: ("identity",), "none": ("identity",), "flip": ("identity", "hflip"),
               "flip+rotate": ("identity", "hflip", "rotate+", "rotate-")}
 _ROTATION_DEGREES = 15.0
+_DECODE = ("auto", "loader", "device")
 _PIL_RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
                    "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                    "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
@@ -54,25 +56,26 @@ class _PrepareImage:
         config = self.config
         image = open_image(item, draft_size=config.resize_size)
         size = config.input_size
-        width, height = image.size
-        box = (0, 0, width, height)
-        if self.crop:
-            # "Resize the short side to resize_size, then center-crop input_size", done in one
-            # resampling of just the crop region: the same geometry, without resampling (often
-            # upscaling) pixels that the crop then throws away. About half the time of the two steps.
-            side = size * min(width, height) / config.resize_size
-            left, top = (width - side) / 2, (height - side) / 2
-            box = (left, top, left + side, top + side)
+        # Only the crop region is resampled: the geometry of "resize, then center-crop" without
+        # resampling (often upscaling) pixels the crop throws away. About half the time of the two steps.
+        box = crop_box(*image.size, config, self.crop)
         image = image.resize((size, size), _PIL_RESAMPLING[config.interpolation], box=box)
         return torch.from_numpy(np.asarray(image).copy())  # writable copy: torch warns on read-only
 
 
 class _ForwardImages:
-    def __init__(self, bundle, views):
+    def __init__(self, bundle, views, decode=None):
         self.bundle = bundle
         self.views = views
+        self.decode = decode  # DecodeOnDevice with decode="device": the batch arrives encoded
 
     def __call__(self, batch):
+        if self.decode is not None:
+            pixels, failures = self.decode(batch)
+            return self._embed(pixels), failures
+        return self._embed(batch)
+
+    def _embed(self, batch):
         bundle = self.bundle
         # (N, H, W, C) uint8 -> an NCHW view in channels-last memory; float() and the arithmetic keep it.
         x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
@@ -137,6 +140,15 @@ class ImageEncoder(BaseEncoder):
         2-core CPU), and freezing added nothing measurable there while costing
         a one-off ~10 s per process; it may pay for other models or CPUs.
         A model that cannot be traced falls back to eager with a warning.
+    decode : {"auto", "loader", "device"}, default="auto"
+        Where JPEGs are decoded and resized. ``"loader"``: by Pillow in the
+        DataLoader (CPU). ``"device"``: the loader only reads the files'
+        bytes; each batch is decoded by ``torchvision.io.decode_jpeg`` on the
+        model's device (nvJPEG on CUDA) and resized there, which frees the
+        CPU cores that otherwise bound a GPU's throughput. Other formats are
+        still decoded by the loader. ``"auto"``: ``"device"`` on CUDA, else
+        ``"loader"``. The two resample differently, so their embeddings
+        differ slightly (cached apart).
     tta : {None, "flip", "flip+rotate"}, default=None
         Test-time augmentation: average the embeddings of deterministic views
         (identity and horizontal flip; plus +-15 degree rotations).
@@ -193,6 +205,7 @@ class ImageEncoder(BaseEncoder):
         image_size=None,
         crop=True,
         jit=False,
+        decode="auto",
         tta=None,
         progress=False,
         cache="auto",
@@ -207,6 +220,7 @@ class ImageEncoder(BaseEncoder):
         self.image_size = image_size
         self.crop = crop
         self.jit = jit
+        self.decode = decode
         self.tta = tta
         self.progress = progress
         self.cache = cache
@@ -217,6 +231,8 @@ class ImageEncoder(BaseEncoder):
             raise ValueError(f"tta must be one of {list(_TTA_VIEWS)}, got {self.tta!r}")
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
             raise ValueError(f"image_size must be None or an integer >= 8, got {self.image_size!r}")
+        if self.decode not in _DECODE:
+            raise ValueError(f"decode must be one of {_DECODE}, got {self.decode!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ValueError(f"num_workers must be 'auto' or a non-negative integer, got {self.num_workers!r}")
 
@@ -276,9 +292,28 @@ class ImageEncoder(BaseEncoder):
             config = replace(config, input_size=self.image_size, resize_size=int(round(self.image_size * ratio)))
         return config
 
+    def _resolved_decode(self):
+        device = torch.device(self.device_)
+        if self.decode == "auto":
+            return "device" if device.type == "cuda" and device_decode_available() else "loader"
+        if self.decode == "device" and not device_decode_available():
+            warnings.warn("decode='device' needs torchvision.io.decode_jpeg, which this torchvision no longer "
+                          "has: decoding in the loader.", RuntimeWarning, stacklevel=4)
+            return "loader"
+        return self.decode
+
+    def _runtime_spec(self):
+        # Device decoding resamples with torch, not Pillow: other embeddings, other cache entries.
+        return {"decode": self._resolved_decode()}
+
     def _pipeline(self, bundle):
-        prepare = _PrepareImage(self._data_config(bundle), bool(self.crop))
-        return prepare, torch.stack, _ForwardImages(bundle, _TTA_VIEWS[self.tta])
+        config = self._data_config(bundle)
+        prepare = _PrepareImage(config, bool(self.crop))
+        views = _TTA_VIEWS[self.tta]
+        if self._resolved_decode() == "device":
+            decode = DecodeOnDevice(config, bool(self.crop), self.device_, prepare)
+            return ReadForDevice(prepare), collate_mixed, _ForwardImages(bundle, views, decode)
+        return prepare, torch.stack, _ForwardImages(bundle, views)
 
     def _resolved_num_workers(self, device):
         if self.num_workers != "auto":

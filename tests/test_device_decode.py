@@ -1,0 +1,147 @@
+"""ImageEncoder(decode="device"): JPEGs decoded and resized on the model's device.
+
+On the CPU, torchvision decodes with libjpeg-turbo where nvJPEG would on CUDA;
+the code around the decoder (reading, orientation, crop box, resize, mixed
+batches, fallbacks, failures) is the same, so it is tested here.
+SKMM_TEST_DEVICE=cuda runs these tests on a GPU, through nvJPEG.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from skmm import EncodingError, ImageEncoder
+from skmm.encoders._device_decode import DecodeOnDevice, MixedBatch, ReadForDevice
+from skmm.encoders.image import _PrepareImage
+
+from .conftest import DEVICE, TINY_IMAGE
+
+
+def _photo(width, height, seed=0):
+    """A smooth colour image (JPEG-friendly, so both decoders agree closely), with an asymmetric mark."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    channels = [np.sin(x / (width / rng.uniform(1, 3)) + rng.uniform(0, 6)) +
+                np.cos(y / (height / rng.uniform(1, 3)) + rng.uniform(0, 6)) for _ in range(3)]
+    pixels = ((np.stack(channels, -1) + 2) * 60).astype(np.uint8)
+    pixels[: height // 4, : width // 4] = (250, 20, 20)  # top-left red corner: shows any flip or rotation
+    return pixels
+
+
+def _jpeg(pixels, orientation=None, mode="RGB"):
+    image = Image.fromarray(pixels).convert(mode)
+    buffer = io.BytesIO()
+    kwargs = {"quality": 95}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif.tobytes()
+    image.save(buffer, "JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def config():
+    encoder = ImageEncoder(**TINY_IMAGE).fit([np.zeros((8, 8, 3), np.uint8)])
+    return encoder._data_config(encoder._get_bundle())
+
+
+def _both_paths(items, config, crop=True):
+    loader = _PrepareImage(config, crop)
+    by_loader = torch.stack([loader(item) for item in items]).float()
+    read = ReadForDevice(loader)
+    by_device, failures = DecodeOnDevice(config, crop, DEVICE, loader)(MixedBatch(read(item) for item in items))
+    assert failures == {}
+    return by_loader, by_device.float().cpu()
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_device_decoding_matches_the_loader_path(config, crop, tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg(_photo(120, 90, seed=1)))
+    items = [str(path), _jpeg(_photo(64, 100, seed=2)), _jpeg(_photo(50, 50, seed=3))]
+    by_loader, by_device = _both_paths(items, config, crop)
+    assert by_device.shape == by_loader.shape == (3, config.input_size, config.input_size, 3)
+    assert (by_device - by_loader).abs().mean() < 4.0  # of 255: two resamplers, same geometry
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(config, orientation):
+    item = _jpeg(_photo(80, 48, seed=orientation), orientation=orientation)
+    by_loader, by_device = _both_paths([item], config, crop=False)
+    assert (by_device - by_loader).abs().mean() < 4.0, orientation
+
+
+def test_mixed_batches_fallbacks_and_failures(config):
+    pixels = _photo(40, 40)
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, "PNG")
+    whole = _jpeg(_photo(64, 64))
+    truncated = whole[: len(whole) * 2 // 3]  # the header is intact: the decoders find out
+    items = [_jpeg(pixels), png.getvalue(), pixels, _jpeg(pixels, mode="CMYK"), truncated, _jpeg(pixels, mode="L")]
+    loader = _PrepareImage(config, True)
+    read = ReadForDevice(loader)
+    samples = [read(item) for item in items]
+    batch = MixedBatch.concat([MixedBatch(samples[:2]), MixedBatch(samples[2:])])
+    assert len(batch) == len(items)
+    out, failures = DecodeOnDevice(config, True, DEVICE, loader)(batch)
+    assert list(failures) == [4] and "truncated" in failures[4].lower()
+    for row in (0, 1, 2, 3, 5):  # the JPEG, the PNG, the array, CMYK (Pillow's fallback), grayscale
+        expected = loader(items[row]).float()
+        assert (out[row].float().cpu() - expected).abs().mean() < 6.0, row
+
+
+def test_encoder_with_device_decoding(tmp_path):
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(_jpeg(_photo(70, 50, seed=i)))
+    items = [str(p) for p in paths] + [b"\xff\xd8\xff not really a jpeg"]
+    device = ImageEncoder(**TINY_IMAGE, decode="device", batch_size=2, cache=None, on_error="zero").fit(items)
+    loader = ImageEncoder(**TINY_IMAGE, decode="loader", batch_size=2, cache=None, on_error="zero").fit(items)
+    with pytest.warns(UserWarning, match="row 5"):
+        by_device, failed_device = device.encode(items)
+    with pytest.warns(UserWarning, match="row 5"):
+        by_loader, failed_loader = loader.encode(items)
+    assert failed_device.tolist() == failed_loader.tolist() == [False] * 5 + [True]
+    cosine = (by_device[:5] * by_loader[:5]).sum(1) / (
+        np.linalg.norm(by_device[:5], axis=1) * np.linalg.norm(by_loader[:5], axis=1))
+    assert cosine.min() > 0.98, cosine
+    # The two paths resample differently: their embeddings are cached apart.
+    assert device.fingerprint_ != loader.fingerprint_
+    auto = ImageEncoder(**TINY_IMAGE, cache=None).fit(items)
+    expected = "device" if torch.device(DEVICE).type == "cuda" else "loader"
+    assert auto._resolved_decode() == expected
+    assert auto.fingerprint_ == (device if expected == "device" else loader).fingerprint_
+    with pytest.raises(EncodingError, match="row 5"):
+        ImageEncoder(**TINY_IMAGE, decode="device", cache=None).fit(items).transform(items)
+    with pytest.raises(ValueError, match="decode must be one of"):
+        ImageEncoder(**TINY_IMAGE, decode="gpu").fit(items)
+
+
+def test_device_decoding_joins_worker_chunks_into_full_batches(tmp_path, monkeypatch):
+    from skmm.encoders import _device_decode
+
+    paths = []
+    for i in range(12):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        (tmp_path / f"{i}.jpg").write_bytes(_jpeg(_photo(40, 40, seed=i)))
+    sizes = []
+    original = _device_decode.DecodeOnDevice.__call__
+
+    def recording(self, batch):
+        sizes.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(_device_decode.DecodeOnDevice, "__call__", recording)
+    encoder = ImageEncoder(**TINY_IMAGE, decode="device", batch_size=64, num_workers=2, cache=None).fit(paths)
+    with_workers = encoder.transform(paths)
+    # Workers hand over chunks of at most 32 items; 12 items still make one model batch.
+    assert sizes == [12]
+    in_process = ImageEncoder(**TINY_IMAGE, decode="device", num_workers=0, cache=None).fit(paths).transform(paths)
+    np.testing.assert_allclose(with_workers, in_process, rtol=1e-5, atol=1e-5)
