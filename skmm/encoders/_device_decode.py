@@ -167,11 +167,11 @@ class DecodeOnDevice:
         if rows:
             try:  # one batched call: nvJPEG decodes the whole batch at once
                 decoded = dict(zip(rows, self._decode([samples[row].data for row in rows])))
-            except RuntimeError:  # some image the device decoder rejects: find it, one by one
+            except Exception:  # some image the device decoder rejects: find it, one by one
                 for row in rows:
                     try:
                         decoded[row] = self._decode(samples[row].data)
-                    except RuntimeError:
+                    except Exception:  # left to Pillow below
                         pass
         for row, sample in enumerate(samples):
             if row in decoded:
