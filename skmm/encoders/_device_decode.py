@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as F
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _EXIF_ORIENTATION = 0x0112
-# Tensors resize with these two only; the others (lanczos, box...) map to the nearest in kind.
+# Tensors resize with nearest, bilinear or bicubic; Pillow's other filters (lanczos, box, hamming) become bicubic.
 _TENSOR_INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
 
 
