@@ -145,3 +145,29 @@ def test_device_decoding_joins_worker_chunks_into_full_batches(tmp_path, monkeyp
     assert sizes == [12]
     in_process = ImageEncoder(**TINY_IMAGE, decode="device", num_workers=0, cache=None).fit(paths).transform(paths)
     np.testing.assert_allclose(with_workers, in_process, rtol=1e-5, atol=1e-5)
+
+
+def test_large_batches_are_decoded_in_groups_of_bounded_pixels(config, monkeypatch):
+    from skmm.encoders import _device_decode
+
+    items = [_jpeg(_photo(60, 40, seed=i)) for i in range(5)]
+    loader = _PrepareImage(config, True)
+    read = ReadForDevice(loader)
+    batch = MixedBatch([read(items[0]), loader(items[1])] + [read(item) for item in items[2:]])
+    assert [sample.pixels for sample in batch.samples if hasattr(sample, "pixels")] == [2400] * 4
+    whole, _ = DecodeOnDevice(config, True, DEVICE, loader)(batch)
+    monkeypatch.setattr(_device_decode, "MAX_DECODE_PIXELS", 5000)
+    assert list(_device_decode._pixel_bounded_groups(batch.samples)) == [[0, 2], [3, 4]]
+    calls = []
+    original = DecodeOnDevice._decode
+
+    def counting(self, data):
+        calls.append(len(data))
+        return original(self, data)
+
+    monkeypatch.setattr(DecodeOnDevice, "_decode", counting)
+    grouped, failures = DecodeOnDevice(config, True, DEVICE, loader)(batch)
+    assert calls == [2, 2] and failures == {}
+    assert torch.equal(grouped, whole)
+    monkeypatch.setattr(_device_decode, "MAX_DECODE_PIXELS", 100)  # each image alone, still decoded
+    assert list(_device_decode._pixel_bounded_groups(batch.samples)) == [[0], [2], [3], [4]]

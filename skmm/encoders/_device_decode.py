@@ -23,6 +23,9 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+# nvJPEG cannot decode at reduced scale (Pillow's draft mode can): a batch of large photos is decoded in
+# groups of at most this many pixels (768 MiB of RGB), each resized before the next group is decoded.
+MAX_DECODE_PIXELS = 2**28
 _EXIF_ORIENTATION = 0x0112
 # Tensors resize with nearest, bilinear or bicubic; Pillow's other filters (lanczos, box, hamming) become bicubic.
 _TENSOR_INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}
@@ -51,11 +54,12 @@ def crop_box(width, height, config, crop):
 
 
 class Encoded:
-    """A JPEG's bytes as a 1-D uint8 tensor, with its EXIF orientation (1: none)."""
+    """A JPEG's bytes as a 1-D uint8 tensor, with its EXIF orientation (1: none) and pixel count."""
 
-    def __init__(self, data, orientation):
+    def __init__(self, data, orientation, pixels):
         self.data = data
         self.orientation = orientation
+        self.pixels = pixels
 
 
 class MixedBatch:
@@ -100,11 +104,27 @@ class ReadForDevice:
             return self.prepare_pixels(item)
         with Image.open(io.BytesIO(data)) as header:  # reads the header only; a bad one raises here, per row
             orientation = int(header.getexif().get(_EXIF_ORIENTATION, 1))
-        return Encoded(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation)
+            pixels = header.size[0] * header.size[1]
+        return Encoded(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation, pixels)
 
 
 def collate_mixed(samples):
     return MixedBatch(samples)
+
+
+def _pixel_bounded_groups(samples):
+    """The rows of the encoded samples, in groups of at most ``MAX_DECODE_PIXELS`` (a larger image alone)."""
+    group, total = [], 0
+    for row, sample in enumerate(samples):
+        if not isinstance(sample, Encoded):
+            continue
+        if group and total + sample.pixels > MAX_DECODE_PIXELS:
+            yield group
+            group, total = [], 0
+        group.append(row)
+        total += sample.pixels
+    if group:
+        yield group
 
 
 def apply_orientation(image, orientation):
@@ -148,6 +168,19 @@ class DecodeOnDevice:
             warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
             return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
 
+    def _decode_group(self, samples, rows):
+        """``{row: CHW uint8 image on the device}`` for the rows the device decoder reads."""
+        try:  # one batched call: nvJPEG decodes the whole group at once
+            return dict(zip(rows, self._decode([samples[row].data for row in rows])))
+        except Exception:  # some image the device decoder rejects: find it, one by one
+            decoded = {}
+            for row in rows:
+                try:
+                    decoded[row] = self._decode(samples[row].data)
+                except Exception:  # left to Pillow
+                    pass
+            return decoded
+
     def _resize(self, image):
         """CHW uint8 -> HWC uint8 of the model's input size, same box as the loader path."""
         size = self.config.input_size
@@ -162,21 +195,15 @@ class DecodeOnDevice:
         size = self.config.input_size
         out = torch.zeros((len(samples), size, size, 3), dtype=torch.uint8, device=self.device)
         failures = {}
-        rows = [row for row, sample in enumerate(samples) if isinstance(sample, Encoded)]
-        decoded = {}
-        if rows:
-            try:  # one batched call: nvJPEG decodes the whole batch at once
-                decoded = dict(zip(rows, self._decode([samples[row].data for row in rows])))
-            except Exception:  # some image the device decoder rejects: find it, one by one
-                for row in rows:
-                    try:
-                        decoded[row] = self._decode(samples[row].data)
-                    except Exception:  # left to Pillow below
-                        pass
+        done = set()
+        for group in _pixel_bounded_groups(samples):
+            for row, image in self._decode_group(samples, group).items():
+                out[row] = self._resize(apply_orientation(image, samples[row].orientation))
+                done.add(row)
         for row, sample in enumerate(samples):
-            if row in decoded:
-                out[row] = self._resize(apply_orientation(decoded[row], sample.orientation))
-            elif isinstance(sample, Encoded):  # e.g. CMYK or an unusual JPEG: Pillow reads it
+            if row in done:
+                continue
+            if isinstance(sample, Encoded):  # e.g. CMYK or an unusual JPEG: Pillow reads it
                 try:
                     out[row] = self.prepare_pixels(bytes(sample.data.numpy())).to(self.device)
                 except Exception as exc:
