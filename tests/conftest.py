@@ -13,6 +13,10 @@ DEVICE = os.environ.get("SKMM_TEST_DEVICE", "cpu")
 # Autocast (bf16/fp16) on a GPU changes embeddings in the third digit; fp32 on the CPU agrees to 1e-5.
 ATOL = 1e-5 if DEVICE == "cpu" else 5e-2
 TINY_IMAGE = dict(model="timm:test_efficientnet", weights=None, device=DEVICE)
+# SKMM_TEST_DECODE=device: the image tests decode JPEGs with torchvision on the model's device; on the CPU that
+# is the code path nvJPEG takes on CUDA, with libjpeg-turbo (unset: the encoder's default, "auto").
+if os.environ.get("SKMM_TEST_DECODE"):
+    TINY_IMAGE["decode"] = os.environ["SKMM_TEST_DECODE"]
 
 
 def _tiny_vocabulary():
