@@ -17,8 +17,13 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import type_of_target
 
 
+def _gateable(present):
+    """A row with no modality at all counts every one as present: its (zero) blocks are averaged evenly."""
+    return present | ~present.any(axis=1, keepdims=True)
+
+
 def _masked_softmax(logits, present):
-    present = present | ~present.any(axis=1, keepdims=True)  # a row with no modality: zeros, evenly
+    present = _gateable(present)
     logits = np.where(present, logits, -np.inf)
     logits = logits - logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
@@ -55,8 +60,7 @@ class ModalityGate:
             raise ValueError(f"method='gated' learns its gate from y, which must be class labels or continuous "
                              f"values; got a {kind!r} target")
         z = torch.as_tensor(np.stack(blocks, axis=1), dtype=torch.float32)  # (n, M, k)
-        present = present | ~present.any(axis=1, keepdims=True)
-        mask = torch.as_tensor(present)
+        mask = torch.as_tensor(_gateable(present))
         n, n_modalities, width = z.shape
         gate = torch.nn.Linear(n_modalities * width, n_modalities)
         head = torch.nn.Linear(width, n_outputs)

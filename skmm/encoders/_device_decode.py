@@ -22,6 +22,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from ._image_models import crop_box
+
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # nvJPEG cannot decode at reduced scale (Pillow's draft mode can): a batch of large photos is decoded in
 # groups of at most this many pixels (768 MiB of RGB), each resized before the next group is decoded.
@@ -38,19 +40,6 @@ def device_decode_available():
     except ImportError:
         return False
     return True
-
-
-def crop_box(width, height, config, crop):
-    """The region of the image that becomes the model input (shared with the loader path).
-
-    "Resize the short side to resize_size, then center-crop input_size", as
-    one box: the same geometry as the two steps, resampled once.
-    """
-    if not crop:
-        return 0.0, 0.0, float(width), float(height)
-    side = config.input_size * min(width, height) / config.resize_size
-    left, top = (width - side) / 2, (height - side) / 2
-    return left, top, left + side, top + side
 
 
 class Encoded:
@@ -106,10 +95,6 @@ class ReadForDevice:
             orientation = int(header.getexif().get(_EXIF_ORIENTATION, 1))
             pixels = header.size[0] * header.size[1]
         return Encoded(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation, pixels)
-
-
-def collate_mixed(samples):
-    return MixedBatch(samples)
 
 
 def _pixel_bounded_groups(samples):

@@ -32,6 +32,19 @@ class DataConfig:
     std: tuple
 
 
+def crop_box(width, height, config, crop):
+    """The region of a width x height image that becomes the model input (Pillow and device decoding alike).
+
+    "Resize the short side to resize_size, then center-crop input_size", as
+    one box: the same geometry as the two steps, resampled once.
+    """
+    if not crop:
+        return 0.0, 0.0, float(width), float(height)
+    side = config.input_size * min(width, height) / config.resize_size
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
 def is_named_weights(weights):
     """Weights that can be found again by name, hence need not be pickled."""
     return weights is not None

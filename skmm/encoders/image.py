@@ -15,8 +15,8 @@ from torchvision.transforms.v2 import functional as F
 from .._cache import content_digest, file_digest
 from .._inputs import open_image
 from ._base import BaseEncoder
-from ._device_decode import DecodeOnDevice, ReadForDevice, collate_mixed, crop_box, device_decode_available
-from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, fold_batch_norms, is_named_weights
+from ._device_decode import DecodeOnDevice, MixedBatch, ReadForDevice, device_decode_available
+from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, crop_box, fold_batch_norms, is_named_weights
 
 _TTA_VIEWS = {None: ("identity",), "none": ("identity",), "flip": ("identity", "hflip"),
               "flip+rotate": ("identity", "hflip", "rotate+", "rotate-")}
@@ -312,7 +312,7 @@ class ImageEncoder(BaseEncoder):
         views = _TTA_VIEWS[self.tta]
         if self._resolved_decode() == "device":
             decode = DecodeOnDevice(config, bool(self.crop), self.device_, prepare)
-            return ReadForDevice(prepare), collate_mixed, _ForwardImages(bundle, views, decode)
+            return ReadForDevice(prepare), MixedBatch, _ForwardImages(bundle, views, decode)
         return prepare, torch.stack, _ForwardImages(bundle, views)
 
     def _resolved_num_workers(self, device):
