@@ -1,17 +1,17 @@
 """Grid search speed: how much the embedding cache saves when GridSearchCV clones the pipeline per fit.
 
-One run, the same rows (MVSA photos + tweets when present, else generated), default offline encoders:
+The same rows (MVSA photos + tweets when present, else generated), default offline encoders:
   1. one plain embedding pass over every row (images and texts, cache off): the reference time;
   2. GridSearchCV over fusion method (average, weighted, concat) x 5 folds, LogisticRegression,
      default settings (in-memory cache);
   3. the same with n_jobs=2 and a disk cache shared by the two worker processes (fresh workers);
   4. the same with the cache off (cache=None): every fit re-embeds its rows.
-With --repeat R, steps 1-3 run R times in alternation, each from an empty cache, and the best time of each
-counts (this machine's speed drifts; alternating rounds expose the reference and the searches to it alike).
-Ratios are what count (this CPU is slow). Each run is appended to benchmarks/results/search_speed_<n>rows.json
-(this machine's speed varies between runs, so one run is not the whole story).
+With --repeat R, steps 1-3 run R times in alternation, each from an empty cache with fresh worker processes,
+and the best time of each counts; each search is also reported against its own round's pass. This machine's
+speed drifts by up to 30 % within minutes: alternating rounds expose the reference and the searches to it alike.
+Ratios are what count (this CPU is slow). Each run is appended to benchmarks/results/search_speed_<n>rows.json.
 
-    python benchmarks/search_speed.py --n-rows 1000
+    python benchmarks/search_speed.py --n-rows 1000 --repeat 3 --skip-uncached
 """
 
 from __future__ import annotations
