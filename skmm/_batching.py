@@ -21,6 +21,11 @@ from tqdm.auto import tqdm
 from ._device import autocast
 
 
+def failure_message(exc):
+    """How a row that could not be prepared or decoded is reported (the same words on every path)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 class _PreparedItems(Dataset):
     """Map-style dataset that prepares item ``i`` on access and never raises.
 
@@ -41,7 +46,7 @@ class _PreparedItems(Dataset):
         try:
             return i, self.prepare(self.items[i]), None
         except Exception as exc:  # reported per row by the caller, never swallowed
-            return i, None, f"{type(exc).__name__}: {exc}"
+            return i, None, failure_message(exc)
 
     def __getitems__(self, indices):
         if self.threads <= 1 or len(indices) <= 1:

@@ -22,6 +22,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from .._batching import failure_message
 from ._image_models import crop_box
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -192,7 +193,7 @@ class DecodeOnDevice:
                 try:
                     out[row] = self.prepare_pixels(bytes(sample.data.numpy())).to(self.device)
                 except Exception as exc:
-                    failures[row] = f"{type(exc).__name__}: {exc}"
+                    failures[row] = failure_message(exc)
             else:
                 out[row] = sample.to(self.device, non_blocking=True)
         return out, failures
