@@ -56,13 +56,20 @@ def search(cache, n_jobs, device):
                         cv=StratifiedKFold(5, shuffle=True, random_state=0), n_jobs=n_jobs)
 
 
+# Result labels (the keys of the results file).
+PLAIN = "plain embedding pass (cache off)"
+SEARCHES = {1: "grid search, n_jobs=1, memory cache", 2: "grid search, n_jobs=2, shared disk cache"}
+UNCACHED = "grid search, n_jobs=1, cache off"
+EVERY_ROUND = " (every round)"
+
+
 def timed(label, function, results):
     start = time.perf_counter()
     value = function()
-    results.setdefault(label + " (every round)", []).append(time.perf_counter() - start)
+    results.setdefault(label + EVERY_ROUND, []).append(time.perf_counter() - start)
     # The best round counts, for the reference and the searches alike.
-    results[label] = min(results[label + " (every round)"])
-    print(f"{label:<42} {results[label + ' (every round)'][-1]:8.1f} s", flush=True)
+    results[label] = min(results[label + EVERY_ROUND])
+    print(f"{label:<42} {results[label + EVERY_ROUND][-1]:8.1f} s", flush=True)
     return value
 
 
@@ -106,33 +113,28 @@ def main():
     timed("plain embedding pass, loading the models", plain_pass, results)
     for _ in range(args.repeat):
         fresh_start()
-        timed("plain embedding pass (cache off)", plain_pass, results)
-        found = timed("grid search, n_jobs=1, memory cache", lambda: search("auto", 1, args.device).fit(X, y),
-                      results)
+        timed(PLAIN, plain_pass, results)
+        found = timed(SEARCHES[1], lambda: search("auto", 1, args.device).fit(X, y), results)
         fresh_start()
         with tempfile.TemporaryDirectory() as directory:
-            timed("grid search, n_jobs=2, shared disk cache", lambda: search(directory, 2, args.device).fit(X, y),
-                  results)
+            timed(SEARCHES[2], lambda: search(directory, 2, args.device).fit(X, y), results)
     results["best_params"] = found.best_params_
     results["cv_scores"] = dict(zip(map(str, found.cv_results_["params"]), found.cv_results_["mean_test_score"]))
     fresh_start()
     if not args.skip_uncached:
-        timed("grid search, n_jobs=1, cache off", lambda: search(None, 1, args.device).fit(X, y), results)
-    plain = results["plain embedding pass (cache off)"]
-    results["ratio n_jobs=1"] = results["grid search, n_jobs=1, memory cache"] / plain
-    results["ratio n_jobs=2"] = results["grid search, n_jobs=2, shared disk cache"] / plain
-    print(f"search / plain pass, best times: n_jobs=1 {results['ratio n_jobs=1']:.2f}, "
-          f"n_jobs=2 {results['ratio n_jobs=2']:.2f} (target <= 1.3)")
-    # Also each search against the plain pass of its own round (run just before it), and their median.
-    passes = results["plain embedding pass (cache off) (every round)"]
-    for n_jobs, label in ((1, "grid search, n_jobs=1, memory cache"), (2, "grid search, n_jobs=2, shared disk cache")):
-        ratios = [searched / plain_time for searched, plain_time in zip(results[label + " (every round)"], passes)]
+        timed(UNCACHED, lambda: search(None, 1, args.device).fit(X, y), results)
+    for n_jobs, label in SEARCHES.items():
+        # The best search against the best pass; also each search against its own round's pass (run just
+        # before it), and the median of those.
+        results[f"ratio n_jobs={n_jobs}"] = results[label] / results[PLAIN]
+        ratios = [searched / plain for searched, plain in zip(results[label + EVERY_ROUND],
+                                                              results[PLAIN + EVERY_ROUND])]
         results[f"ratio n_jobs={n_jobs} (every round)"] = ratios
         results[f"ratio n_jobs={n_jobs} (median of rounds)"] = float(np.median(ratios))
-        print(f"  n_jobs={n_jobs}, per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {np.median(ratios):.2f}")
+        print(f"search / plain pass, n_jobs={n_jobs}: best times {results[f'ratio n_jobs={n_jobs}']:.2f}; per round "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}, median {np.median(ratios):.2f} (target <= 1.3)")
     if not args.skip_uncached:
-        results["cache off / cache on"] = (results["grid search, n_jobs=1, cache off"]
-                                           / results["grid search, n_jobs=1, memory cache"])
+        results["cache off / cache on"] = results[UNCACHED] / results[SEARCHES[1]]
         print(f"cache off / cache on: {results['cache off / cache on']:.1f}x (target >= 10)")
     append_run(RESULTS / f"search_speed_{len(X)}rows.json", results)
 
