@@ -315,14 +315,14 @@ def clear_cache(cache="auto"):
     """Empty a cache: the in-process one (default) or a cache directory.
 
     The few fusion projections remembered in this process (see
-    ``skmm._alignment.fit_memoized``) are forgotten too.
+    ``skmm.fusion._alignment.fit_memoized``) are forgotten too.
 
     Examples
     --------
     >>> from skmm import clear_cache
     >>> clear_cache("memory")
     """
-    from ._alignment import clear_fits
+    from .fusion._alignment import clear_fits
 
     clear_fits()
     resolved = resolve_cache(cache)

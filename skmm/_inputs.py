@@ -74,6 +74,12 @@ def is_missing(item):
     return item is pd.NA or item is pd.NaT
 
 
+def row_label(label):
+    """A row label as the user wrote it: 11, not np.int64(11)."""
+    label = label.item() if isinstance(label, np.generic) else label
+    return repr(label) if isinstance(label, str) else str(label)
+
+
 def open_image(item, *, draft_size=None):
     """Open one image item as an RGB :class:`PIL.Image.Image`.
 

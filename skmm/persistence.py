@@ -18,14 +18,23 @@ TRUSTED_TYPES = (
     "skmm.encoders.image.ImageEncoder",
     "skmm.encoders.text.TextEncoder",
     "skmm.fusion.ModalityFusion",
+    "skmm.fusion._alignment.CCAAlignment",
+    "skmm.fusion._alignment.PCAProjection",
+    "skmm.fusion._alignment.TargetAlignment",
+    "skmm.fusion._gating.ModalityGate",
+    # Where skmm 0.1 kept them: files it saved name these paths.
     "skmm._alignment.CCAAlignment",
     "skmm._alignment.PCAProjection",
     "skmm._gating.ModalityGate",
     "skmm.estimators.mlp.TorchMLPClassifier",
     "skmm.estimators.mlp.TorchMLPRegressor",
+    "skmm.estimators._targets.ClassTargets",
+    "skmm.estimators._targets.RegressionTargets",
+    "skmm.estimators._training.History",
     # What those hold, beyond the types skops trusts by default.
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.decomposition._pca.PCA",
+    "sklearn.linear_model._ridge.RidgeCV",
     "numpy.dtype",
 )
 

@@ -39,25 +39,100 @@ def _score(fusion, data, clf=None):
     return cross_val_score(Pipeline([("fuse", fusion), ("clf", clf or _logreg())]), X, y, cv=CV).mean()
 
 
-@pytest.fixture
-def single_scores(encoders, data):
+# The estimators as a user first writes them: default parameters (the device pinned for the suite).
+DEFAULT_CLASSIFIERS = {"LogisticRegression()": LogisticRegression,
+                       "TorchMLPClassifier()": lambda: TorchMLPClassifier(device=DEVICE, random_state=0)}
+
+
+@pytest.fixture(scope="module")
+def single_scores(tiny_text_model, data):
+    from .conftest import TINY_IMAGE
+
+    scores = {}
+    for name, clf in DEFAULT_CLASSIFIERS.items():
+        image, text = ImageEncoder(**TINY_IMAGE), TextEncoder(model=tiny_text_model, device=DEVICE)
+        scores[name] = {"image": _score(make_fusion((image, "image")), data, clf()),
+                        "text": _score(make_fusion((text, "text")), data, clf())}
+    return scores
+
+
+# The generated classes show in the image only, in the text only, or in both: a fusion that uses both must do
+# clearly better than either alone, with every method and the downstream estimators at their defaults.
+@pytest.mark.parametrize("classifier", list(DEFAULT_CLASSIFIERS))
+@pytest.mark.parametrize("method", ["concat", "average", "weighted", "gated"])
+def test_every_fusion_method_beats_both_modalities_with_default_estimators(method, classifier, encoders, data,
+                                                                           single_scores):
     image, text = encoders()
-    return {"image": _score(make_fusion((image, "image")), data), "text": _score(make_fusion((text, "text")), data)}
+    fused = _score(make_fusion((image, "image"), (text, "text"), method=method), data,
+                   DEFAULT_CLASSIFIERS[classifier]())
+    assert fused >= max(single_scores[classifier].values()) + 0.05, (fused, single_scores[classifier])
 
 
-@pytest.mark.parametrize("method, weights", [("concat", None), ("average", None),
-                                             ("weighted", {"image": 1.0, "text": 1.5}), ("gated", None)])
-def test_every_fusion_method_beats_both_modalities(method, weights, encoders, data, single_scores):
-    image, text = encoders()
-    fused = _score(make_fusion((image, "image"), (text, "text"), method=method, weights=weights), data)
-    assert fused > max(single_scores.values()) + 0.05, (fused, single_scores)
-
-
-def test_cca_alignment_beats_unaligned_pca_for_averaging(encoders, data):
+def test_supervised_alignment_beats_the_unsupervised_ones(encoders, data):
     image, text = encoders()
     scores = {alignment: _score(make_fusion((image, "image"), (text, "text"), method="average",
-                                            alignment=alignment), data) for alignment in ("cca", "pca")}
-    assert scores["cca"] > scores["pca"], scores
+                                            alignment=alignment), data, LogisticRegression())
+              for alignment in ("supervised", "cca", "pca")}
+    assert scores["supervised"] > max(scores["cca"], scores["pca"]) + 0.02, scores
+
+
+def test_supervised_alignment_is_cross_fitted_so_no_label_leaks_into_training_features(encoders, data):
+    # Labels unrelated to the inputs: a downstream model must not be able to fit them from the training
+    # features. (Leave-one-out evidence, tried first, let LogisticRegression fit such labels perfectly: a
+    # row's own label pushes its leave-one-out prediction away from it.)
+    image, text = encoders()
+    X, _ = data
+    noise_labels = np.random.default_rng(0).integers(0, 3, len(X))
+    fusion = make_fusion((image, "image"), (text, "text"), method="average")
+    cross_fitted = fusion.fit_transform(X, noise_labels)
+    assert LogisticRegression().fit(cross_fitted, noise_labels).score(cross_fitted, noise_labels) < 0.45
+    assert not np.allclose(cross_fitted, fusion.transform(X))  # transform uses the fit on every row
+    assert cross_val_score(Pipeline([("fuse", fusion), ("clf", LogisticRegression())]), X, noise_labels,
+                           cv=CV).mean() < 0.45
+
+
+def test_fused_outputs_are_standardised_and_blocks_centred_at_unit_spread(encoders, data):
+    image, text = encoders()
+    X, y = data
+    for method in ("average", "weighted", "gated"):
+        out = make_fusion((image, "image"), (text, "text"), method=method).fit_transform(X, y)
+        assert out.shape == (len(X), 3)  # supervised: one column per class
+        np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(out.std(axis=0), 1, atol=1e-4)
+    concat = make_fusion((image, "image"), (text, "text"))
+    out = concat.fit_transform(X)
+    for block in (out[:, :256], out[:, 256:]):
+        np.testing.assert_allclose(block.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(np.sqrt((block ** 2).sum(axis=1).mean()), 1, atol=1e-4)
+
+
+def test_weighted_without_weights_learns_them_and_a_noise_modality_gets_little(encoders, data):
+    from sklearn.preprocessing import FunctionTransformer
+
+    image, text = encoders()
+    X, y = data
+    noisy = X.assign(noise=list(np.random.default_rng(0).normal(size=(len(X), 16))))
+    fusion = ModalityFusion([("image", image, "image"), ("text", text, "text"),
+                             ("noise", FunctionTransformer(np.vstack), "noise")], method="weighted").fit(noisy, y)
+    assert fusion.weights_.sum() == pytest.approx(1.0)
+    assert fusion.weights_[2] < 0.1 < min(fusion.weights_[:2]), fusion.weights_
+    with pytest.raises(ValueError, match="weighted' without weights learns them from the target: fit needs y"):
+        make_fusion((image, "image"), (text, "text"), method="weighted").fit(X)
+
+
+def test_a_row_with_no_modality_at_all_is_an_error_naming_it(encoders, data, embedded_items):
+    image, text = encoders()
+    X, y = data
+    holey = X.iloc[:30].copy()
+    holey.index = [f"post{i}" for i in range(30)]
+    holey.loc["post4", ["image", "text"]] = None
+    for method in ("concat", "average"):
+        with pytest.raises(ValueError, match=r"1 row\(s\) have no modality at all \(row 'post4'\)"):
+            make_fusion((image, "image"), (text, "text"), method=method).fit(holey, y[:30])
+    assert embedded_items == []  # refused before any encoding
+    fitted = make_fusion((image, "image"), (text, "text")).fit(X.iloc[:30], y[:30])
+    with pytest.raises(ValueError, match="row 'post4'"):
+        fitted.transform(holey)
 
 
 def test_grid_search_over_fusion_and_final_estimator_embeds_each_input_once(encoders, data, embedded_items):
@@ -97,7 +172,7 @@ def test_a_projection_already_fitted_on_the_same_blocks_is_reused(alignment, fit
     X, y = data
     image, text = encoders()
     average = make_fusion((image, "image"), (text, "text"), method="average", alignment=alignment,
-                          n_components=8)
+                          n_components=8)  # the unsupervised alignments (the supervised one is memoised alike)
     first = average.fit_transform(X.iloc[:200], y[:200])
     n_fits = len(calls)
     assert n_fits >= 1
@@ -134,16 +209,8 @@ def test_feature_names_and_pandas_output(encoders, data):
     assert isinstance(out, pd.DataFrame) and out.shape == (20, 256 + 128)
     assert out.columns[0] == "image__imageencoder0" and out.columns[-1] == "text__textencoder127"
     average = make_fusion((image, "image"), (text, "text"), method="average", n_components=16).fit(X.iloc[:50])
-    assert average.get_feature_names_out().tolist() == [f"fused{i}" for i in range(16)]
+    assert average.get_feature_names_out().tolist() == [f"fused{i}" for i in range(16)]  # no y: CCA
     assert average.transform(X.iloc[:5]).shape == (5, 16)
-
-
-def test_blocks_are_l2_normalised_so_scale_cannot_dominate(encoders, data):
-    image, text = encoders()
-    X, _ = data
-    out = make_fusion((image, "image"), (text, "text")).fit_transform(X.iloc[:10])
-    np.testing.assert_allclose(np.linalg.norm(out[:, :256], axis=1), 1, atol=ATOL)
-    np.testing.assert_allclose(np.linalg.norm(out[:, 256:], axis=1), 1, atol=ATOL)
 
 
 def test_any_sklearn_transformer_can_be_an_encoder(tiny_image_params, data):
@@ -186,17 +253,26 @@ def test_weighted_fusion_follows_the_weights(encoders, data):
                                atol=ATOL)
 
 
+def _text_alone_in_common_space(fusion, texts):
+    """What a fitted average / gated fusion makes of texts alone: encoded, scaled, projected, standardised."""
+    block = fusion._scale(fusion.named_transformers_["text"].transform(texts))
+    return fusion._standardize(fusion._project("text", fusion._center_and_scale("text", block)))
+
+
 def test_missing_modality_average_renormalises(encoders, data):
     image, text = encoders()
-    X, _ = data
-    fusion = make_fusion((image, "image"), (text, "text"), method="average", n_components=16).fit(X.iloc[:60])
-    holey = X.iloc[:4].copy()
-    holey.loc[holey.index[1], "image"] = None
-    holey.loc[holey.index[2], "text"] = np.nan
-    out = fusion.transform(holey)
-    text_only = fusion._project("text", fusion.named_transformers_["text"].transform(holey["text"].iloc[[1]]))
-    np.testing.assert_allclose(out[1], text_only[0], atol=ATOL)  # the image is absent: the text alone
-    assert np.isfinite(out).all()
+    X, y = data
+    for alignment in ("supervised", "cca"):
+        fusion = make_fusion((image, "image"), (text, "text"), method="average", n_components=16,
+                             alignment=alignment).fit(X.iloc[:60], y[:60])
+        holey = X.iloc[:4].copy()
+        holey.loc[holey.index[1], "image"] = None
+        holey.loc[holey.index[2], "text"] = np.nan
+        out = fusion.transform(holey)
+        # the image is absent: the text alone
+        np.testing.assert_allclose(out[1], _text_alone_in_common_space(fusion, holey["text"].iloc[[1]])[0],
+                                   atol=ATOL)
+        assert np.isfinite(out).all()
 
 
 def test_missing_modality_concat_fills_the_training_mean_and_adds_indicators(encoders, data):
@@ -219,10 +295,11 @@ def test_late_fusion_average_weighted_and_stacking(encoders, data, single_scores
     X, y = data
     for method, extra in (("average", {}), ("weighted", {"weights": [1, 2]}), ("stacking", {"cv": 3})):
         image, text = encoders()
-        late = make_late_fusion(("image", image, "image", _logreg()), ("text", text, "text", _logreg()),
-                                method=method, **extra)
+        late = make_late_fusion(("image", image, "image", LogisticRegression()),
+                                ("text", text, "text", LogisticRegression()), method=method, **extra)
         score = cross_val_score(late, X, y, cv=CV).mean()
-        assert score > max(single_scores.values()) + 0.05, (method, score, single_scores)
+        singles = single_scores["LogisticRegression()"]
+        assert score > max(singles.values()) + 0.05, (method, score, singles)
 
 
 def test_late_and_early_fusion_grid_searched_side_by_side(encoders, data):
@@ -253,10 +330,10 @@ def test_gated_fusion_learns_which_modality_to_trust_per_row():
     from sklearn.preprocessing import FunctionTransformer
 
     X, y, image_rows = _trust_one_modality_per_row()
+    columns = {"image": ["a0", "a1", "a2"], "text": ["b0", "b1", "b2"]}
 
     def fusion(method):
-        return ModalityFusion([("image", FunctionTransformer(), ["a0", "a1", "a2"]),
-                               ("text", FunctionTransformer(), ["b0", "b1", "b2"])],
+        return ModalityFusion([(name, FunctionTransformer(), cols) for name, cols in columns.items()],
                               method=method, alignment="pca", normalize=False)
 
     scores = {method: cross_val_score(make_pipeline(fusion(method), LogisticRegression()), X, y,
@@ -264,10 +341,10 @@ def test_gated_fusion_learns_which_modality_to_trust_per_row():
               for method in ("average", "gated", "concat")}
     assert scores["gated"] > scores["average"] + 0.1, scores  # concat works too: a transformer need not name features
     fitted = fusion("gated").fit(X, y)
-    blocks, present = fitted._common_space([X[["a0", "a1", "a2"]].to_numpy(np.float32),
-                                            X[["b0", "b1", "b2"]].to_numpy(np.float32)],
-                                           [np.ones(len(X), bool)] * 2)
-    gates = fitted.gate_.weights(blocks, present)
+    present = [np.ones(len(X), bool)] * 2
+    space = fitted._to_common_space([fitted._center_and_scale(name, X[cols].to_numpy(np.float32))
+                                     for name, cols in columns.items()], present)
+    gates = fitted.gate_.weights(space, np.column_stack(present))
     np.testing.assert_allclose(gates.sum(axis=1), 1.0, atol=1e-6)
     assert gates[image_rows, 0].mean() > 0.8 and gates[~image_rows, 1].mean() > 0.8  # each row trusts its modality
     np.testing.assert_array_equal(fusion("gated").fit_transform(X, y), fitted.transform(X))  # deterministic
@@ -278,13 +355,14 @@ def test_gated_fusion_needs_y_and_handles_missing_modalities(encoders, data):
     X, y = data
     with pytest.raises(ValueError, match="needs y"):
         make_fusion((image, "image"), (text, "text"), method="gated").fit(X)
-    fusion = make_fusion((image, "image"), (text, "text"), method="gated", n_components=16).fit(X.iloc[:80], y[:80])
+    fusion = make_fusion((image, "image"), (text, "text"), method="gated", n_components=16,
+                         alignment="cca").fit(X.iloc[:80], y[:80])
     assert fusion.get_feature_names_out().tolist() == [f"fused{i}" for i in range(16)]
     holey = X.iloc[:3].copy()
     holey.loc[holey.index[1], "image"] = None
     out = fusion.transform(holey)
-    text_only = fusion._project("text", fusion.named_transformers_["text"].transform(holey["text"].iloc[[1]]))
-    np.testing.assert_allclose(out[1], text_only[0], atol=ATOL)  # the gate gives the absent image nothing
+    # the gate gives the absent image nothing
+    np.testing.assert_allclose(out[1], _text_alone_in_common_space(fusion, holey["text"].iloc[[1]])[0], atol=ATOL)
     search = GridSearchCV(Pipeline([("fuse", make_fusion((image, "image"), (text, "text"))), ("clf", _logreg())]),
                           {"fuse__method": ["average", "gated"]}, cv=CV).fit(X, y)
     assert set(search.cv_results_["param_fuse__method"]) == {"average", "gated"}

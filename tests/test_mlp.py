@@ -15,12 +15,13 @@ from skmm import TorchMLPClassifier, TorchMLPRegressor
 
 from .conftest import DEVICE
 
-# Every check of sklearn.utils.estimator_checks runs; none is skipped. Small
-# settings keep the run short (these are the checks' estimators, not defaults).
+# Small settings keep the feature tests short.
 FAST = dict(hidden_layer_sizes=(32,), max_epochs=80, device=DEVICE, random_state=0)
 
 
-@parametrize_with_checks([TorchMLPClassifier(**FAST), TorchMLPRegressor(**FAST)])
+# Every check of sklearn.utils.estimator_checks runs, on the estimators with their default parameters (only
+# the device is pinned, to run the suite on one device); none is skipped.
+@parametrize_with_checks([TorchMLPClassifier(device=DEVICE), TorchMLPRegressor(device=DEVICE)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -66,6 +67,53 @@ def test_early_stopping_restores_the_best_weights():
     assert clf.n_iter_ < 300
     assert clf.best_epoch_ == int(np.argmin(clf.validation_loss_curve_)) + 1
     assert clf.n_iter_ == clf.best_epoch_ + 5  # stopped n_iter_no_change epochs after the best
+
+
+def test_inputs_of_any_scale_train_alike_with_the_default_standardisation():
+    X, y = _blobs()
+    reference = TorchMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    for scaled in (X * 1e-3, X * 1e3 + 50):  # centred and scaled inside: the same model
+        np.testing.assert_allclose(TorchMLPClassifier(**FAST).fit(scaled, y).predict_proba(scaled), reference,
+                                   atol=2e-3)
+    clf = TorchMLPClassifier(**FAST, standardize="features").fit(X * np.arange(1, 11), y)
+    np.testing.assert_allclose(clf.input_scale_, X.std(axis=0) * np.arange(1, 11), rtol=1e-4)
+    raw = TorchMLPClassifier(**FAST, standardize=False).fit(X, y)
+    assert raw.input_mean_ is None and raw.input_scale_ is None
+
+
+def test_early_stopping_does_not_stop_a_model_still_near_chance():
+    # Unscaled tiny inputs learn slowly: the validation loss creeps down by less than tol per epoch. The old
+    # rule stopped such a model after n_iter_no_change epochs at chance; it must train on until it is better.
+    X, y = _blobs(n=600)
+    slow = dict(FAST, standardize=False, early_stopping=True, n_iter_no_change=3, max_epochs=300)
+    clf = TorchMLPClassifier(**slow).fit(X * 1e-3, y)
+    majority = np.bincount(y).max() / len(y)
+    assert max(clf.validation_score_curve_) > majority + 0.2, clf.validation_score_curve_[-5:]
+    assert clf.score(X * 1e-3, y) > 0.7
+
+
+def test_a_model_no_better_than_the_majority_class_warns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 5)), (rng.random(300) < 0.8).astype(int)  # labels unrelated to X
+    with pytest.warns(ConvergenceWarning, match="no better than always predicting the most frequent class"):
+        TorchMLPClassifier(**{**FAST, "max_epochs": 20}, early_stopping=True).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="no better"):
+        TorchMLPRegressor(**{**FAST, "max_epochs": 20}, early_stopping=True).fit(X, rng.normal(size=300))
+    import warnings
+
+    X, y = _blobs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        TorchMLPClassifier(**FAST, early_stopping=True).fit(X, y)  # a model that learned: no warning
+
+
+def test_early_stopping_auto_turns_on_with_a_large_enough_validation_split():
+    X, y = _blobs(n=1000)
+    assert TorchMLPClassifier(**FAST).fit(X, y).best_epoch_ is not None  # 100 held-out rows: on
+    assert TorchMLPClassifier(**FAST).fit(X[:500], y[:500]).best_epoch_ is None  # 50: off
+    assert TorchMLPClassifier(**FAST, validation_fraction=0.2).fit(X[:500], y[:500]).best_epoch_ is not None
 
 
 def test_class_weight_balanced_raises_minority_recall():

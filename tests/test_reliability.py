@@ -270,7 +270,7 @@ def fitted_pipeline(tiny_text_model):
     pipeline = Pipeline([
         ("fuse", make_fusion((ImageEncoder(device=DEVICE), "image"), (TextEncoder(tiny_text_model, device=DEVICE),
                                                                        "text"), method="average")),
-        ("clf", TorchMLPClassifier(hidden_layer_sizes=(16,), max_epochs=20, device=DEVICE, random_state=0)),
+        ("clf", TorchMLPClassifier(hidden_layer_sizes=(16,), max_epochs=100, device=DEVICE, random_state=0)),
     ]).fit(X, y)
     return pipeline, X
 

@@ -16,17 +16,11 @@ from .. import _registry
 from .._batching import run_batched
 from .._cache import make_key, resolve_cache
 from .._device import resolve_device, resolve_precision
-from .._inputs import as_item_list, is_missing
+from .._inputs import as_item_list, is_missing, row_label
 
 _ON_ERROR = ("raise", "zero", "nan")
 # Bump when a change to skmm alters embeddings, so old cache entries are not reused.
 _EMBEDDING_VERSION = 1
-
-
-def _row_label(label):
-    """A row label as the user wrote it: 11, not np.int64(11)."""
-    label = label.item() if isinstance(label, np.generic) else label
-    return repr(label) if isinstance(label, str) else str(label)
 
 
 class EncodingError(ValueError):
@@ -276,7 +270,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def _error(self, problems, index, column):
         rows = sorted(problems)
-        shown = "; ".join(f"row {_row_label(index[p])}: {problems[p]}" for p in rows[:10])
+        shown = "; ".join(f"row {row_label(index[p])}: {problems[p]}" for p in rows[:10])
         more = f"; and {len(rows) - 10} more" if len(rows) > 10 else ""
         return EncodingError(
             f"{len(rows)} {self._modality}(s) in column {column!r} could not be encoded "

@@ -1,0 +1,217 @@
+"""What skmm's torch estimators need of their targets: coding, loss, score, the trivial baseline, decoding.
+
+One object per kind of target, fitted on ``y``, so that ``fit`` and
+``partial_fit`` (and every estimator that trains a head) code targets one way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+from torch import nn
+
+
+class ClassTargets:
+    """Class labels (any type) as indices, or a multilabel indicator matrix as floats.
+
+    Cross-entropy for binary / multiclass targets, binary cross-entropy per
+    label for multilabel ones; ``class_weight`` (None, "balanced" or a dict)
+    weighs the loss.
+    """
+
+    def __init__(self, class_weight=None):
+        self.class_weight = class_weight
+
+    def fit(self, y, classes=None, incremental=False):
+        """Learn the classes from ``y`` (or, for an incremental first call, from ``classes``)."""
+        self.kind = type_of_target(y)
+        if self.kind == "multilabel-indicator":
+            y = np.asarray(y)
+            self.classes_ = np.arange(y.shape[1])
+            self.n_outputs = y.shape[1]
+            self._fit_class_weights(y.astype(np.float32))
+            return self
+        check_classification_targets(y)
+        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = column_or_1d(y, warn=True)
+        elif np.ndim(y) == 2:
+            raise ValueError("y must be 1-D (or a multilabel indicator matrix); "
+                             "multiclass-multioutput targets are not supported")
+        if incremental:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            check_classification_targets(np.asarray(classes))
+            self.kind = type_of_target(np.asarray(classes))
+        self.label_encoder_ = LabelEncoder().fit(np.asarray(classes) if incremental else y)
+        self.classes_ = self.label_encoder_.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(f"the training data must contain at least 2 classes, got 1 class: {self.classes_}")
+        self.n_outputs = len(self.classes_)
+        self._fit_class_weights(self.encode(y))
+        return self
+
+    def check_classes(self, classes):
+        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes {list(classes)} differ from those of the first call {self.classes_.tolist()}")
+
+    def encode(self, y):
+        if self.kind == "multilabel-indicator":
+            y = np.asarray(y)
+            if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                raise ValueError(f"y must be an indicator matrix with {len(self.classes_)} columns")
+            return y.astype(np.float32)
+        y = column_or_1d(np.asarray(y), warn=False) if np.ndim(y) == 2 else np.asarray(y)
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels not seen in the first fit: {unseen.tolist()} "
+                             f"(known classes: {self.classes_.tolist()})")
+        return self.label_encoder_.transform(y)
+
+    @property
+    def dtype(self):
+        return torch.float32 if self.kind == "multilabel-indicator" else torch.long
+
+    def _fit_class_weights(self, targets):
+        self.loss_weights_ = None
+        if self.class_weight is None:
+            return
+        if self.kind == "multilabel-indicator":
+            positives = targets.sum(axis=0)
+            if self.class_weight == "balanced":
+                weights = (len(targets) - positives) / np.maximum(positives, 1)
+            else:
+                weights = np.array([self.class_weight.get(c, 1.0) for c in self.classes_])
+        else:
+            weights = compute_class_weight(self.class_weight, classes=self.classes_,
+                                           y=self.label_encoder_.inverse_transform(targets))
+        self.loss_weights_ = np.asarray(weights, dtype=np.float32)
+
+    def loss(self, device):
+        weights = None if self.loss_weights_ is None else torch.as_tensor(self.loss_weights_, device=device)
+        if self.kind == "multilabel-indicator":
+            return nn.BCEWithLogitsLoss(pos_weight=weights)
+        return nn.CrossEntropyLoss(weight=weights)
+
+    def stratify(self, targets, validation_fraction):
+        """``targets`` when a stratified hold-out of ``validation_fraction`` is possible, else None."""
+        if self.kind == "multilabel-indicator":
+            return None
+        counts = np.bincount(targets)
+        n_val = int(np.ceil(validation_fraction * len(targets)))
+        return targets if counts.min() >= 2 and n_val >= len(counts) else None
+
+    def _row_weights(self, targets):
+        if self.loss_weights_ is None:
+            return torch.ones(len(targets), device=targets.device)
+        return torch.as_tensor(self.loss_weights_, device=targets.device)[targets]
+
+    def score(self, logits, targets):
+        """Accuracy (per label for multilabel targets), each row weighted by its class's ``class_weight``."""
+        if self.kind == "multilabel-indicator":
+            return float(((logits > 0) == (targets > 0.5)).float().mean())
+        weights = self._row_weights(targets)
+        return float((weights * (logits.argmax(dim=1) == targets)).sum() / weights.sum())
+
+    def baseline(self, targets):
+        """What always predicting the most frequent class (label value, per label) scores, as :meth:`score`."""
+        if self.kind == "multilabel-indicator":
+            share = targets.float().mean(dim=0)
+            return float(torch.maximum(share, 1 - share).mean())
+        weights = self._row_weights(targets)
+        per_class = torch.zeros(self.n_outputs, device=targets.device).index_add_(0, targets, weights)
+        return float(per_class.max() / weights.sum())
+
+    def margin(self, baseline, n_rows):
+        """About one standard error of the baseline's accuracy on ``n_rows`` rows."""
+        return float(np.sqrt(baseline * (1 - baseline) / max(n_rows, 1)))
+
+    def output_transform(self, logits):
+        if self.kind == "multilabel-indicator":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1)
+
+    def decode(self, proba):
+        if self.kind == "multilabel-indicator":
+            return (proba >= 0.5).astype(int)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    @classmethod
+    def from_legacy_state(cls, state):
+        """The coder of a TorchMLPClassifier pickled by skmm 0.1 (flat private attributes)."""
+        coder = cls(state.get("class_weight"))
+        coder.kind = state.pop("_target_kind")
+        coder.classes_ = state["classes_"]
+        coder.n_outputs = state.pop("_n_outputs")
+        if "_label_encoder" in state:
+            coder.label_encoder_ = state.pop("_label_encoder")
+        weights = state.pop("_loss_weights", None)
+        coder.loss_weights_ = None if weights is None else np.asarray(weights, dtype=np.float32)
+        return coder
+
+
+class RegressionTargets:
+    """Numeric targets, standardised for training (so one learning rate suits any scale) and mapped back."""
+
+    def __init__(self, loss="squared_error", huber_delta=1.0):
+        self.loss_name = loss
+        self.huber_delta = huber_delta
+
+    def fit(self, y, classes=None, incremental=False):
+        y = np.asarray(y, dtype=np.float64)
+        self.one_d = y.ndim == 1
+        y2 = y.reshape(len(y), -1)
+        self.mean_ = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.n_outputs = y2.shape[1]
+        return self
+
+    def check_classes(self, classes):
+        pass
+
+    def encode(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        return ((y.reshape(len(y), -1) - self.mean_) / self.scale_).astype(np.float32)
+
+    dtype = torch.float32
+
+    def loss(self, device):
+        return nn.MSELoss() if self.loss_name == "squared_error" else nn.HuberLoss(delta=self.huber_delta)
+
+    def stratify(self, targets, validation_fraction):
+        return None
+
+    def score(self, outputs, targets):
+        """R², averaged over the outputs (as sklearn's ``r2_score``)."""
+        residual = ((targets - outputs) ** 2).sum(dim=0)
+        total = ((targets - targets.mean(dim=0)) ** 2).sum(dim=0).clamp_min(1e-12)
+        return float((1 - residual / total).mean())
+
+    def baseline(self, targets):
+        """What predicting the mean scores: R² = 0."""
+        return 0.0
+
+    def margin(self, baseline, n_rows):
+        """An R² that chance alone rarely reaches on ``n_rows`` rows."""
+        return float(1 / np.sqrt(max(n_rows, 1)))
+
+    def output_transform(self, outputs):
+        return outputs
+
+    def decode(self, outputs):
+        values = outputs.astype(np.float64) * self.scale_ + self.mean_
+        return values.ravel() if self.one_d else values
+
+    @classmethod
+    def from_legacy_state(cls, state):
+        """The coder of a TorchMLPRegressor pickled by skmm 0.1 (flat private attributes)."""
+        coder = cls(state.get("loss", "squared_error"), state.get("huber_delta", 1.0))
+        coder.one_d = state.pop("_y_1d")
+        coder.mean_, coder.scale_ = state.pop("_y_mean"), state.pop("_y_scale")
+        coder.n_outputs = state.pop("_n_outputs")
+        state.pop("_loss_weights", None)
+        return coder
