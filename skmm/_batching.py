@@ -144,6 +144,7 @@ def run_batched(
     num_workers=0,
     progress=False,
     desc=None,
+    unit="item",
 ):
     """Embed ``items`` in batches and return ``(embeddings, failures)``.
 
@@ -166,9 +167,11 @@ def run_batched(
     autocast_dtype : torch.dtype or None
     batch_size, num_workers : int
     progress : bool
-        Show a tqdm bar over batches.
+        Show a tqdm bar that counts items.
     desc : str, optional
         The bar's label.
+    unit : str
+        What the bar counts ("image", "text").
 
     Returns
     -------
@@ -182,9 +185,9 @@ def run_batched(
     chunk_size = batch_size if num_workers == 0 else max(1, min(batch_size, 32))
     # Without worker processes, each batch is prepared by as many threads as torch computes with. On
     # the CPU that happens between forwards, never beside one: a decode thread running next to torch's
-    # threads stalls every parallel op it preempts (on 2 cores, end to end fell to 0.84 of the raw
-    # forward of a frozen model; preparing in between keeps 0.93-0.96). On a GPU the model does not need
-    # the cores, so the next batch is also prepared ahead, in a background thread, while one runs.
+    # threads stalls every parallel op it preempts (docs/performance.md has the measured cost). On a GPU
+    # the model does not need the cores, so the next batch is also prepared ahead, in a background
+    # thread, while one runs.
     threads = torch.get_num_threads() if num_workers == 0 else 1
     loader = DataLoader(
         _PreparedItems(items, prepare, threads=threads),
@@ -226,8 +229,9 @@ def run_batched(
 
     with torch.inference_mode(), autocast(device, autocast_dtype):
         batches = loader if num_workers > 0 or device.type == "cpu" else prefetch_in_thread(loader)
-        for positions, batch, failed in tqdm(batches, total=len(loader), disable=not progress, desc=desc,
-                                             leave=False):
+        bar = tqdm(total=len(items), disable=not progress, desc=desc, unit=unit)
+        for positions, batch, failed in batches:
+            bar.update(len(positions) + len(failed))
             failures.update(failed)
             if batch is None:
                 continue
@@ -239,6 +243,7 @@ def run_batched(
                 run_model()
         if chunks:
             run_model()
+        bar.close()
     flush()
     if embeddings is None:  # every item failed: the width is unknown here
         embeddings = np.full((len(items), 0), np.nan, dtype=np.float32)

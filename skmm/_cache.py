@@ -311,6 +311,61 @@ def resolve_cache(cache):
     return _disk_caches[directory]
 
 
+def is_cacheable(key):
+    """Keys of items whose content could not be digested are ``("row", position)``: computed, never stored."""
+    return not isinstance(key, tuple)
+
+
+def fetch_or_compute(cache, keys, compute, chunk):
+    """The value of every key: from ``cache``, else computed once by ``compute(batch_of_keys)``.
+
+    ``compute`` returns ``(values, failures)``, two dicts by key; computed
+    values of cacheable keys are stored. With a disk cache shared by
+    processes (``n_jobs``, dask workers), each key is computed by one process:
+    keys another process has claimed are awaited and read, not recomputed.
+
+    Returns
+    -------
+    values : dict
+        Key -> value, for every key found or computed.
+    failures : dict
+        Key -> error message, for the keys ``compute`` could not compute.
+    """
+    keys = list(keys)
+    values = cache.get_many([key for key in keys if is_cacheable(key)]) if cache is not None else {}
+    failures = {}
+
+    def run(batch):
+        computed, failed = compute(batch)
+        failures.update(failed)
+        values.update(computed)
+        if cache is not None:
+            new_entries = {key: value for key, value in computed.items() if is_cacheable(key)}
+            if new_entries:
+                cache.put_many(new_entries)
+
+    missing = [key for key in keys if key not in values]
+    coordinator = getattr(cache, "coordinator", None)
+    if coordinator is None:
+        if missing:
+            run(missing)
+        return values, failures
+    uncacheable = [key for key in missing if not is_cacheable(key)]
+    if uncacheable:
+        run(uncacheable)
+    # The keys were just looked up: the schedule need not look again first.
+    for action, batch in coordinator.schedule([key for key in missing if is_cacheable(key)], chunk=chunk,
+                                              known_missing=True):
+        if action == "compute":
+            try:
+                run(batch)
+            finally:
+                coordinator.release(batch)
+        else:
+            values.update(batch)
+    return values, failures
+
+
 def clear_cache(cache="auto"):
     """Empty a cache: the in-process one (default) or a cache directory.
 

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-_PRECISIONS = {"auto", "fp32", "fp16", "bf16"}
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def resolve_device(device="auto", *, fallback=False):
@@ -48,8 +48,8 @@ def resolve_device(device="auto", *, fallback=False):
 
 def resolve_precision(precision, device):
     """Return the autocast dtype for ``precision`` on ``device`` (None means fp32)."""
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
         return None
     if precision == "auto":

@@ -80,6 +80,13 @@ def row_label(label):
     return repr(label) if isinstance(label, str) else str(label)
 
 
+def row_name(index, position):
+    """How messages name the row at ``position``: by the index's name when it has one ("line 12",
+    "guid '4021'"), else "row <label>"."""
+    name = index.name if isinstance(getattr(index, "name", None), str) else "row"
+    return f"{name} {row_label(index[position])}"
+
+
 def open_image(item, *, draft_size=None):
     """Open one image item as an RGB :class:`PIL.Image.Image`.
 

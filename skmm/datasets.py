@@ -27,6 +27,9 @@ _NEUTRAL_WORDS = ["today", "photo", "friends", "weekend", "look", "posted", "mor
                   "city", "walk", "new", "picture", "time"]
 _TEMPLATES = ["{a} {w} {b} {c}", "{a} {b} {w} {c} {d}", "{w} {a} {b}", "{a} {b} {c} {w}"]
 _SHAPES = ("ellipse", "rectangle", "triangle")
+# What each class looks like and reads like, for labelling plots of the generated data.
+CLASS_NAMES = ["red / fire", "green / forest", "blue / ocean", "yellow / sunshine", "purple / violets",
+               "cyan / glacier", "orange / pumpkin", "brown / coffee"]
 
 
 def make_multimodal_classification(
@@ -77,7 +80,8 @@ def make_multimodal_classification(
     X : pandas.DataFrame of shape (n_samples, 2)
         Columns ``"image"`` and ``"text"``.
     y : ndarray of shape (n_samples,)
-        Integer class labels.
+        Integer class labels (``CLASS_NAMES[k]`` says what class ``k`` looks
+        and reads like).
 
     Examples
     --------

@@ -4,9 +4,8 @@ CPU inference of conv nets with glibc's malloc spends about half its time in
 the kernel: every batch's large activation buffers are ``mmap``-ed and
 ``munmap``-ed again, and each fresh page faults. Keeping those buffers in the
 heap (``M_MMAP_MAX=0``) and not trimming it back to the OS after each batch
-(a high ``M_TRIM_THRESHOLD``) removes that work: EfficientNet-Lite0 went from
-26 to 56 images/s on a 2-core CPU (see ``benchmarks/embed_speed.py``). Text
-models gain nothing.
+(a high ``M_TRIM_THRESHOLD``) removes that work: conv nets run about twice as
+fast on a CPU (docs/performance.md has the figures). Text models gain nothing.
 
 The price is process-wide: freed memory stays with the process (its RSS
 stays at the peak it reached) instead of going back to the OS. So skmm never

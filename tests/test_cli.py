@@ -1,9 +1,15 @@
-"""The skmm command line: fit, predict, embed, and errors that name the problem."""
+"""The skmm command line as a user types it: fit, predict, embed, and one-line errors that name the problem.
+
+Every error case asserts the exit code, the message, and, where the problem can be seen before any model
+work, that nothing was embedded (the ``embedded_items`` spy).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +19,8 @@ from skmm.datasets import make_multimodal_classification
 
 from .conftest import DEVICE
 
-RUNTIME = ["--no-tune-malloc", "--device", DEVICE, "--batch-size", "16"]
+RUNTIME = ["--no-tune-malloc", "--device", DEVICE, "--batch-size", "16", "--quiet"]
+COLUMNS = ["--image-col", "photo", "--text-col", "caption"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,30 @@ def table_dir(tmp_path_factory):
     return root
 
 
-def test_help_names_every_command(capsys):
+@pytest.fixture(scope="module")
+def fitted_model(table_dir):
+    model = table_dir / "model.skops"
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "2", "-o", str(model),
+                 *RUNTIME]) == 0
+    return model
+
+
+def _variant(table_dir, name, edit):
+    frame = pd.read_csv(table_dir / "posts.csv")
+    frame = edit(frame)
+    frame.to_csv(table_dir / name, index=False)
+    return str(table_dir / name)
+
+
+def _fails(argv, capsys, code=1):
+    assert main(argv) == code
+    error = capsys.readouterr().err
+    command = argv[0]
+    assert error.startswith(f"skmm {command}: error: ") and error.count("\n") == 1, error  # one line
+    return error
+
+
+def test_help_version_and_defaults(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
@@ -36,58 +66,219 @@ def test_help_names_every_command(capsys):
     for command in ("demo", "fit", "predict", "embed"):
         assert command in help_text
     assert main([]) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("skmm ")
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    fit_help = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: 5)", "(default: concat)", "(default: logreg)", "(default: raise)",
+                  "(default: skmm:efficientnet_lite0)", "(default: skmm:all-MiniLM-L6-v2)", "--image-model",
+                  "--text-model", "--on-error {raise,zero,nan,skip}"):
+        assert shown in fit_help, shown
 
 
-def test_fit_predict_embed_round_trip(table_dir, capsys):
-    model = table_dir / "model.skops"
-    code = main(["fit", str(table_dir / "posts.csv"), "--image-col", "photo", "--text-col", "caption",
-                 "--target", "label", "--cv", "2", "-o", str(model), *RUNTIME])
-    assert code == 0 and model.exists()
-    assert "2-fold CV on 30 rows: accuracy" in capsys.readouterr().out
+def test_fit_predict_embed_round_trip(table_dir, fitted_model, capsys):
+    # fit (the fixture) wrote the model and a report folder beside it
+    report = table_dir / "model_report"
+    for name in ("report.md", "metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png",
+                 "out_of_fold_predictions.csv"):
+        assert (report / name).is_file(), name
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics["cross_validation"]) == {"concat fusion", "text only", "image only"}
+    assert metrics["classes"] == ["blue", "green", "red"]
+    assert set(metrics["per_class"]) == {"blue", "green", "red"}
+    assert "true red" in (report / "confusion_matrix.csv").read_text()
 
     new_rows = pd.read_csv(table_dir / "posts.csv").drop(columns="label").iloc[::-1]  # reversed order
-    new_rows.index = [f"item{i}" for i in range(len(new_rows))]
     new_rows.to_csv(table_dir / "new.csv", index=False)
-    assert main(["predict", str(model), str(table_dir / "new.csv"), "-o", str(table_dir / "pred.csv"),
+    assert main(["predict", str(fitted_model), str(table_dir / "new.csv"), "-o", str(table_dir / "pred.csv"),
                  *RUNTIME]) == 0
-    predictions = pd.read_csv(table_dir / "pred.csv", index_col=0)
-    source = pd.read_csv(table_dir / "new.csv")
-    assert predictions["photo"].tolist() == source["photo"].tolist()  # same rows, same order
+    predictions = pd.read_csv(table_dir / "pred.csv")
+    # exactly the input's columns, in order, then the new ones: no index column
+    assert predictions.columns.tolist() == ["photo", "caption", "prediction", "proba_blue", "proba_green",
+                                            "proba_red"]
+    assert predictions["photo"].tolist() == new_rows["photo"].tolist()  # same rows, same order
     assert set(predictions["prediction"]) <= {"red", "green", "blue"}
-    probabilities = predictions[["proba_blue", "proba_green", "proba_red"]].to_numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(predictions.filter(like="proba_").sum(axis=1), 1, atol=1e-5)
 
-    assert main(["embed", str(table_dir / "posts.csv"), "--image-col", "photo", "--text-col", "caption",
-                 "-o", str(table_dir / "emb.parquet"), *RUNTIME]) == 0
+    assert main(["embed", str(table_dir / "posts.csv"), *COLUMNS, "-o", str(table_dir / "emb.parquet"),
+                 *RUNTIME]) == 0
     embeddings = pd.read_parquet(table_dir / "emb.parquet")
-    assert embeddings.shape == (30, 1280 + 384)
-    assert embeddings.columns[0] == "photo__0" and embeddings.columns[-1] == "caption__383"
+    assert embeddings.shape == (30, 1 + 1280 + 384)
+    assert embeddings["row_id"].tolist() == list(range(30))
+    # the names ModalityFusion gives the same blocks
+    assert embeddings.columns[1] == "photo__imageencoder0" and embeddings.columns[-1] == "caption__textencoder383"
 
 
-def test_missing_column_is_named(table_dir, capsys):
-    code = main(["fit", str(table_dir / "posts.csv"), "--image-col", "picture", "--text-col", "caption",
-                 "--target", "label", "-o", str(table_dir / "x.skops"), *RUNTIME])
-    assert code == 1
-    error = capsys.readouterr().err
-    assert "['picture']" in error and "'photo'" in error
+def test_fit_prints_cross_validation_beside_single_modality_baselines(table_dir, capsys):
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "3",
+                 "-o", str(table_dir / "m2.skops"), "--report", str(table_dir / "r2"), "-v", *RUNTIME]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold CV on 30 rows" in out
+    for name in ("concat fusion", "text only", "image only"):
+        assert name in out
+    assert "fold 3/3" in out  # -v: a line per fold
+    assert (table_dir / "r2" / "report.md").is_file()
 
 
-def test_unreadable_image_names_the_row_and_column(table_dir, capsys):
-    frame = pd.read_csv(table_dir / "posts.csv")
-    frame.loc[3, "photo"] = "photos/missing.jpg"
-    frame.to_csv(table_dir / "broken.csv", index=False)
-    code = main(["embed", str(table_dir / "broken.csv"), "--image-col", "photo", "--text-col", "caption",
-                 "-o", str(table_dir / "e.parquet"), *RUNTIME])
-    assert code == 1
-    error = capsys.readouterr().err
-    assert "row 3" in error and "'photo'" in error and "missing.jpg" in error and "does not exist" in error
+def test_a_pickle_suffix_writes_a_joblib_file_that_predict_reads(table_dir, capsys):
+    model = table_dir / "model.pkl"
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "0",
+                 "-o", str(model), *RUNTIME]) == 0
+    assert hasattr(joblib.load(model), "predict_proba")  # a pickle, as the suffix says
+    assert main(["predict", str(model), str(table_dir / "posts.csv"), "-o", str(table_dir / "p.parquet"),
+                 *RUNTIME]) == 0
+    assert len(pd.read_parquet(table_dir / "p.parquet")) == 30
 
 
-def test_missing_table_and_unsupported_format(table_dir, capsys):
-    assert main(["embed", str(table_dir / "nope.csv"), "--image-col", "a", "--text-col", "b",
-                 "-o", "x.parquet", *RUNTIME]) == 1
-    assert "does not exist" in capsys.readouterr().err
+@pytest.mark.parametrize("case, argv, message", [
+    ("output format", ["predict", "{model}", "{table}", "-o", "p.txt"], "output 'p.txt': unsupported format '.txt'"),
+    ("output folder", ["fit", "{table}", *COLUMNS, "--target", "label", "-o", "/nonexistent_dir/m.skops"],
+     "folder '/nonexistent_dir' does not exist"),
+    ("model format", ["fit", "{table}", *COLUMNS, "--target", "label", "-o", "model.bin"],
+     "unsupported format '.bin'"),
+    ("a CSV as MODEL", ["predict", "{table}", "{table}", "-o", "p.csv"], "is not a model file"),
+    ("one class", ["fit", "{one_class}", *COLUMNS, "--target", "label", "-o", "m.skops"],
+     "column 'label' has a single class ('red') in its 30 labelled rows"),
+    ("too many folds", ["fit", "{table}", *COLUMNS, "--target", "label", "--cv", "100", "-o", "m.skops"],
+     "--cv 100: class 'blue' of column 'label' has only"),
+    ("header only", ["fit", "{header_only}", *COLUMNS, "--target", "label", "-o", "m.skops"],
+     "has no rows (only a header)"),
+    ("missing column", ["fit", "{table}", "--image-col", "picture", "--text-col", "caption", "--target", "label",
+                        "-o", "m.skops"], "column(s) ['picture'] not in"),
+    ("missing table", ["embed", "{folder}/nope.csv", *COLUMNS, "-o", "x.parquet"], "does not exist"),
+    ("table format", ["embed", "{xlsx}", *COLUMNS, "-o", "x.parquet"], "unsupported format '.xlsx'"),
+])
+def test_problems_are_one_line_errors_before_any_embedding(case, argv, message, table_dir, fitted_model,
+                                                            embedded_items, capsys, monkeypatch):
+    monkeypatch.chdir(table_dir)
     (table_dir / "table.xlsx").write_text("x")
-    assert main(["embed", str(table_dir / "table.xlsx"), "--image-col", "a", "--text-col", "b",
-                 "-o", "x.parquet", *RUNTIME]) == 1
-    assert "unsupported format" in capsys.readouterr().err
+    (table_dir / "header_only.csv").write_text("photo,caption,label\n")
+    paths = {"model": str(fitted_model), "table": str(table_dir / "posts.csv"), "folder": str(table_dir),
+             "xlsx": str(table_dir / "table.xlsx"), "header_only": str(table_dir / "header_only.csv"),
+             "one_class": _variant(table_dir, "one_class.csv", lambda f: f.assign(label="red"))}
+    error = _fails([part.format(**paths) for part in argv] + RUNTIME, capsys)
+    assert message in error, error
+    assert embedded_items == []
+
+
+def test_a_corrupt_model_file_is_named(table_dir, capsys):
+    (table_dir / "broken.skops").write_bytes(b"not a zip file")
+    error = _fails(["predict", str(table_dir / "broken.skops"), str(table_dir / "posts.csv"), "-o", "p.csv", *RUNTIME],
+                   capsys)
+    assert "broken.skops' cannot be read as a skops model" in error
+
+
+def test_negative_folds_are_a_usage_error(table_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "-1", "-o", "m.skops"])
+    assert exit_info.value.code == 2
+    assert "use 0 to skip cross-validation" in capsys.readouterr().err
+
+
+def _with_broken_rows(table_dir):
+    """posts.csv with a missing image at CSV line 5 (row 3) and no image nor text at line 9 (row 7)."""
+    def edit(frame):
+        frame.loc[3, "photo"] = "photos/missing.jpg"
+        frame.loc[7, ["photo", "caption"]] = None
+        return frame
+    return _variant(table_dir, "broken.csv", edit)
+
+
+def test_unreadable_rows_are_named_by_their_csv_line(table_dir, capsys):
+    broken = _with_broken_rows(table_dir)
+    error = _fails(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), *RUNTIME], capsys)
+    assert "line 5" in error and "'photo'" in error and "missing.jpg" in error and "does not exist" in error
+    error = _fails(["fit", broken, *COLUMNS, "--target", "label", "--cv", "0", "-o", str(table_dir / "b.skops"),
+                    *RUNTIME], capsys)
+    assert "line 5 (photo: file" in error and "line 9 (no value in any modality column)" in error
+    assert "--on-error skip" in error
+
+
+def test_on_error_policies_in_fit_predict_and_embed(table_dir, fitted_model, capsys):
+    broken = _with_broken_rows(table_dir)
+    assert main(["fit", broken, *COLUMNS, "--target", "label", "--cv", "2", "--on-error", "skip",
+                 "-o", str(table_dir / "skip.skops"), *RUNTIME]) == 0
+    assert "2 rows left out (--on-error skip): line 5 (photo: file" in capsys.readouterr().out
+    metrics = json.loads((table_dir / "skip_report" / "metrics.json").read_text())
+    assert metrics["rows"] == 28
+
+    assert main(["predict", str(fitted_model), broken, "-o", str(table_dir / "skip.csv"), "--on-error", "skip",
+                 *RUNTIME]) == 0
+    out = pd.read_csv(table_dir / "skip.csv", keep_default_na=False)
+    assert out.columns[-1] == "reason"
+    assert out.loc[3, "prediction"] == "" and "does not exist" in out.loc[3, "reason"]
+    assert out.loc[7, "prediction"] == "" and out.loc[7, "reason"] == "no value in any modality column"
+    assert (out.drop(index=[3, 7])["prediction"] != "").all() and (out.drop(index=[3, 7])["reason"] == "").all()
+
+    # zero: the row with a broken image is predicted from its text; a row with nothing stays an error
+    error = _fails(["predict", str(fitted_model), broken, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
+                    *RUNTIME], capsys)
+    assert "line 9" in error and "no modality at all" in error
+    text_only = _variant(table_dir, "text_only.csv", lambda f: f.assign(photo=f["photo"].where(f.index != 3,
+                                                                                              "photos/missing.jpg")))
+    assert main(["predict", str(fitted_model), text_only, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
+                 *RUNTIME]) == 0
+    assert pd.read_csv(table_dir / "z.csv")["prediction"].notna().all()
+
+    assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), "--on-error", "skip", *RUNTIME]) == 0
+    assert "left out (--on-error skip): line 5, line 9" in capsys.readouterr().out
+    assert 3 not in pd.read_parquet(table_dir / "e.parquet")["row_id"].tolist()
+
+
+def test_text_model_option_is_used(table_dir, tiny_text_model, capsys):
+    assert main(["embed", str(table_dir / "posts.csv"), *COLUMNS, "--text-model", tiny_text_model,
+                 "-o", str(table_dir / "tiny.parquet"), *RUNTIME]) == 0
+    assert pd.read_parquet(table_dir / "tiny.parquet").shape == (30, 1 + 1280 + 128)
+
+
+def test_predict_on_another_device_refreshes_the_cache_keys(table_dir, fitted_model, monkeypatch):
+    # A model fitted on one device and run on another must key its embeddings by where they are made.
+    from skmm import persistence
+    from skmm.cli import _commands
+
+    moved = []
+    original = _commands.apply_runtime
+
+    def spy(fusion, args, folder, on_error):
+        original(fusion, args, folder, on_error)
+        moved.extend(encoder for _, encoder, _ in fusion.transformers_)
+
+    monkeypatch.setattr(_commands, "apply_runtime", spy)
+    assert main(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "d.csv"),
+                 *RUNTIME]) == 0
+    image = moved[0]
+    stale = persistence.load(fitted_model).steps[0][1].transformers_[0][1]
+    stale.device_, stale.fingerprint_ = "cuda", "a key made on a GPU"
+    assert stale.move_to(DEVICE).fingerprint_ == image.fingerprint_ != "a key made on a GPU"
+
+
+def test_mlp_on_average_fusion_scores_near_logistic_regression(tmp_path, capsys):
+    X, y = make_multimodal_classification(n_samples=90, image_size=48, image_format="path",
+                                          image_dir=tmp_path / "photos", random_state=1)
+    pd.DataFrame({"photo": X["image"], "caption": X["text"], "label": y}).to_csv(tmp_path / "t.csv", index=False)
+    accuracy = {}
+    for estimator in ("logreg", "mlp"):
+        assert main(["fit", str(tmp_path / "t.csv"), *COLUMNS, "--target", "label", "--fusion", "average",
+                     "--estimator", estimator, "--cv", "3", "-o", str(tmp_path / f"{estimator}.skops"),
+                     *RUNTIME]) == 0
+        scores = json.loads((tmp_path / f"{estimator}_report" / "metrics.json").read_text())["cross_validation"]
+        accuracy[estimator] = np.mean(scores["average fusion"]["scores"]["accuracy"])
+    capsys.readouterr()
+    assert accuracy["mlp"] > accuracy["logreg"] - 0.05 and accuracy["mlp"] > 0.8, accuracy
+
+
+def test_a_model_stuck_at_the_majority_class_warns(tmp_path, capsys):
+    # 1,000 rows (early stopping on by itself) that all show the same image and text: nothing can beat
+    # predicting the majority class, and the user must be told so. (One distinct image and text: the
+    # cache embeds each once.)
+    X, _ = make_multimodal_classification(n_samples=1, image_size=48, image_format="path",
+                                          image_dir=tmp_path / "photos", random_state=2)
+    labels = np.where(np.random.default_rng(0).random(1000) < 0.2, "rare", "common")
+    pd.DataFrame({"photo": X["image"][0], "caption": X["text"][0], "label": labels}).to_csv(tmp_path / "t.csv",
+                                                                                          index=False)
+    with pytest.warns(Warning, match="no better than always predicting the most frequent class"):
+        assert main(["fit", str(tmp_path / "t.csv"), *COLUMNS, "--target", "label", "--estimator", "mlp",
+                     "--cv", "0", "-o", str(tmp_path / "m.skops"), *RUNTIME]) == 0

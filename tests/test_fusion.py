@@ -190,6 +190,14 @@ def test_a_projection_already_fitted_on_the_same_blocks_is_reused(alignment, fit
     assert len(calls) == 3 * n_fits  # clear_cache forgets the fits too
 
 
+def test_html_display_shows_a_branch_per_modality(encoders):
+    image, text = encoders()
+    html = Pipeline([("fuse", make_fusion((image, "photo"), (text, "caption"), method="average")),
+                     ("clf", _logreg())])._repr_html_()
+    for shown in ("photo", "caption", "ImageEncoder", "TextEncoder", "LogisticRegression"):
+        assert shown in html, shown
+
+
 def test_nested_parameters_reach_the_encoders(encoders):
     image, text = encoders()
     pipe = Pipeline([("fuse", make_fusion((image, "image"), (text, "text"))), ("clf", _logreg())])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -378,3 +379,43 @@ def test_pickling_leaves_the_live_objects_intact(fitted_pipeline):
     pickle.dumps(pipeline)
     assert pipeline.named_steps["fuse"].named_transformers_["image"]._bundle is not None
     np.testing.assert_array_equal(pipeline.predict_proba(X), before)
+
+
+# -- naming rows, relative paths, failed items inside a fusion ------------------------
+
+def test_rows_are_named_by_the_index_name_and_the_error_carries_them(tiny_image_params, tmp_path):
+    X, _ = make_multimodal_classification(n_samples=3, image_size=32, image_format="path", image_dir=tmp_path,
+                                          random_state=0)
+    X.index = pd.RangeIndex(2, 5, name="line")  # as the command line labels a CSV's rows
+    X.loc[3, "image"] = str(tmp_path / "gone.jpg")
+    with pytest.raises(EncodingError, match=r"column 'image'.*\(line 3: file .*gone.jpg' does not exist\)") as info:
+        ImageEncoder(**tiny_image_params).fit(X["image"]).transform(X["image"])
+    assert info.value.column == "image" and list(info.value.problems) == [3]
+    assert "does not exist" in info.value.problems[3]
+
+
+def test_root_resolves_relative_image_paths(tiny_image_params, tmp_path, monkeypatch):
+    X, _ = make_multimodal_classification(n_samples=4, image_size=32, image_format="path",
+                                          image_dir=tmp_path / "photos", random_state=0)
+    relative = [os.path.relpath(path, tmp_path) for path in X["image"]]
+    expected = ImageEncoder(**tiny_image_params).fit(X["image"]).transform(X["image"])
+    encoder = ImageEncoder(**tiny_image_params, root=tmp_path)
+    np.testing.assert_allclose(encoder.fit(relative).transform(relative), expected, atol=1e-6)
+    monkeypatch.chdir(tmp_path / "photos")  # the working directory no longer matters
+    np.testing.assert_allclose(encoder.transform(relative), expected, atol=1e-6)
+    with pytest.raises(EncodingError, match="does not exist"):
+        ImageEncoder(**tiny_image_params).fit(relative).transform(relative)  # no root: the working directory
+
+
+def test_an_unreadable_item_in_a_fusion_counts_as_missing_under_a_tolerant_policy(tiny_image_params,
+                                                                                  tiny_text_params, tmp_path):
+    X, y = make_multimodal_classification(n_samples=40, image_size=32, random_state=0)
+    broken = X.copy()
+    broken.loc[5, "image"] = str(tmp_path / "gone.jpg")
+    broken.loc[9, "image"] = None
+    fusion = make_fusion((ImageEncoder(**tiny_image_params, on_error="zero"), "image"),
+                         (TextEncoder(**tiny_text_params), "text"), method="concat").fit(X, y)
+    with pytest.warns(UserWarning, match="could not be encoded"):
+        out = fusion.transform(broken)
+    np.testing.assert_allclose(out[5, :256], out[9, :256], atol=1e-6)  # a broken file is a missing image, not zeros
+    np.testing.assert_allclose(out[5, :256], fusion.fill_values_["image"], atol=1e-6)

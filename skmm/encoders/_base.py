@@ -3,28 +3,44 @@ the embedding cache, the bad-input policy and pickling without weights."""
 
 from __future__ import annotations
 
-import numbers
+import inspect
+import os
 import warnings
+from numbers import Integral
 
 import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _registry
 from .._batching import run_batched
-from .._cache import make_key, resolve_cache
-from .._device import resolve_device, resolve_precision
-from .._inputs import as_item_list, is_missing, row_label
+from .._cache import fetch_or_compute, make_key, resolve_cache
+from .._device import PRECISIONS, resolve_device, resolve_precision
+from .._inputs import as_item_list, is_missing, row_name
 
-_ON_ERROR = ("raise", "zero", "nan")
+ON_ERROR = ("raise", "zero", "nan")
 # Bump when a change to skmm alters embeddings, so old cache entries are not reused.
 _EMBEDDING_VERSION = 1
 
 
 class EncodingError(ValueError):
-    """Raised when some rows cannot be encoded; names their row labels."""
+    """Raised when some rows cannot be encoded; names their rows.
+
+    Attributes
+    ----------
+    column : str
+        The column (or modality) the items came from.
+    problems : dict
+        Row label (the input's index) -> what went wrong with that row.
+    """
+
+    def __init__(self, message, *, column=None, problems=None):
+        super().__init__(message)
+        self.column = column
+        self.problems = dict(problems or {})
 
 
 class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -39,6 +55,15 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     """
 
     _modality = "item"
+    _parameter_constraints = {
+        "device": [str, torch.device],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "num_workers": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
+        "progress": ["boolean"],
+        "cache": [str, os.PathLike, joblib.Memory, None, Options(bool, {False})],
+        "on_error": [StrOptions(set(ON_ERROR))],
+    }
 
     # -- sklearn API -------------------------------------------------------
     def fit(self, X, y=None):
@@ -57,7 +82,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : object
             The fitted encoder.
         """
-        self._validate_common_params()
+        self._validate_params()
+        resolve_cache(self.cache)  # raises on a value of the right type that names no cache
+        resolve_precision(self.precision, resolve_device(self.device))
         self._validate_params_extra()
         _, _, column = as_item_list(X, input_name=self._modality + "s")
         self.n_features_in_ = 1
@@ -94,107 +121,112 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def encode(self, X):
         """Embed ``X`` and also return which rows failed.
 
+        Four steps: cheap checks of every item (a bad item under
+        ``on_error="raise"`` stops here, before any model work); a content
+        key per item (one image under two names shares one); the cache
+        serves what it has and the model embeds the rest, each distinct
+        content once; the error policy fills the rows that failed.
+
         Returns
         -------
         embeddings : ndarray of shape (n_samples, embedding_dim_), float32
         failed_mask : ndarray of shape (n_samples,), bool
             True where an item could not be encoded (filled per ``on_error``).
         """
+        embeddings, problems, index, column = self.encode_rows(X)
+        return self._apply_error_policy(embeddings, problems, index, column)
+
+    def encode_rows(self, X):
+        """The steps of :meth:`encode` but the error policy: embeddings (NaN where an item failed), and
+        what went wrong where (position -> message), the row labels and the column name.
+
+        Under ``on_error="raise"`` a bad item found by the cheap checks still
+        raises at once; later failures are returned.
+        """
         check_is_fitted(self, "fingerprint_")
         items, index, column = as_item_list(X, input_name=self._modality + "s")
+        items = self._resolve_items(items)
         column = column if column is not None else self._default_column()
-        problems = {}
-        for position, item in enumerate(items):
-            message = "missing value" if is_missing(item) else self._precheck_item(item)
-            if message:
-                problems[position] = message
+        problems = self._precheck(items)
         if problems and self.on_error == "raise":
             raise self._error(problems, index, column)  # before any model work is spent
-
         cache = resolve_cache(self.cache)
-        todo = [p for p in range(len(items)) if p not in problems]
-        keys = {}
-        if cache is not None:
-            for p in todo:
-                digest = self._safe_digest(items[p])
-                if digest is not None:
-                    keys[p] = make_key(self.fingerprint_, digest)
-        found = cache.get_many(list(set(keys.values()))) if cache is not None else {}
-        missing = [p for p in todo if keys.get(p) not in found]
+        rows_by_key = self._rows_by_content(items, [p for p in range(len(items)) if p not in problems], cache)
 
+        def compute(keys):
+            embedded, failures = self._embed_uncached([items[rows_by_key[key][0]] for key in keys], desc=column)
+            failed = {keys[i]: message for i, message in failures.items()}
+            return {key: embedded[i] for i, key in enumerate(keys) if key not in failed}, failed
+
+        values, failures = fetch_or_compute(cache, rows_by_key, compute, chunk=4 * self.batch_size)
         embeddings = np.full((len(items), self.embedding_dim_), np.nan, dtype=np.float32)
-        for p in todo:
-            if keys.get(p) in found:
-                embeddings[p] = found[keys[p]]
-        if missing:
-            # The same content under several rows is embedded once.
-            unique_rows = {}
-            for p in missing:
-                unique_rows.setdefault(keys.get(p, ("row", p)), []).append(p)
-
-            def compute(batch_keys):
-                first_rows = [unique_rows[key][0] for key in batch_keys]
-                computed, failures = self._embed_uncached([items[p] for p in first_rows])
-                new_entries = {}
-                for i, key in enumerate(batch_keys):
-                    rows = unique_rows[key]
-                    if i in failures:
-                        for p in rows:
-                            problems[p] = failures[i]
-                        continue
-                    embeddings[rows] = computed[i]
-                    if not isinstance(key, tuple):
-                        new_entries[key] = computed[i]
-                if cache is not None and new_entries:
-                    cache.put_many(new_entries)
-
-            coordinator = getattr(cache, "coordinator", None)
-            if coordinator is None:
-                compute(list(unique_rows))
+        for key, rows in rows_by_key.items():
+            if key in values:
+                embeddings[rows] = values[key]
             else:
-                # A disk cache shared by processes (n_jobs, dask workers): each key is computed by one
-                # process; keys another process is computing are awaited, not recomputed.
-                uncacheable = [key for key in unique_rows if isinstance(key, tuple)]
-                if uncacheable:
-                    compute(uncacheable)
-                cacheable = [key for key in unique_rows if not isinstance(key, tuple)]
-                # encode() has just looked these keys up: the schedule need not look again first.
-                for action, batch in coordinator.schedule(cacheable, chunk=4 * self.batch_size,
-                                                          known_missing=True):
-                    if action == "compute":
-                        try:
-                            compute(batch)
-                        finally:
-                            coordinator.release(batch)
-                    else:
-                        for key, value in batch.items():
-                            embeddings[unique_rows[key]] = value
-
-        failed_mask = np.zeros(len(items), dtype=bool)
-        if problems:
-            if self.on_error == "raise":
-                raise self._error(problems, index, column)
-            failed_mask[list(problems)] = True
-            warnings.warn(str(self._error(problems, index, column)).replace(
-                "could not be encoded", f"could not be encoded; filled with {self.on_error}s"), stacklevel=2)
-            embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
-        return embeddings, failed_mask
+                problems.update({p: failures[key] for p in rows})
+        return embeddings, problems, index, column
 
     @property
     def _n_features_out(self):
         return self.embedding_dim_
 
-    # -- shared machinery --------------------------------------------------
-    def _validate_common_params(self):
-        if not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.on_error not in _ON_ERROR:
-            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}")
-        resolve_cache(self.cache)  # raises on a bad value
-        resolve_precision(self.precision, resolve_device(self.device))
+    def move_to(self, device):
+        """Run this fitted encoder on ``device`` from now on; returns ``self``.
 
+        The model reloads there on first use, and the cache keys follow the
+        device (its precision and decoding change the embeddings), so
+        embeddings made on one device are never served as another's. A device
+        this machine lacks falls back to the CPU with a warning (what a model
+        fitted on a GPU does when it is loaded on a CPU-only machine).
+        """
+        check_is_fitted(self, "fingerprint_")
+        state = None
+        if not self._weights_are_named():
+            state = self._restored_state if self._bundle is None else self._numpy_state(self._bundle)
+            self._restored_state = state
+        self.device_ = str(resolve_device(device, fallback=True))
+        self._bundle = None
+        self.fingerprint_ = self._fingerprint(state)
+        return self
+
+    # -- the steps of encode -----------------------------------------------
+    def _resolve_items(self, items):
+        """Subclass hook: items as the model's loader reads them (relative paths made absolute...)."""
+        return items
+
+    def _precheck(self, items):
+        """Position -> message for the items that fail a cheap check (missing, wrong type, no such file)."""
+        problems = {}
+        for position, item in enumerate(items):
+            message = "missing value" if is_missing(item) else self._precheck_item(item)
+            if message:
+                problems[position] = message
+        return problems
+
+    def _rows_by_content(self, items, positions, cache):
+        """Content key -> the positions holding that content (``("row", p)`` where no key can be made)."""
+        rows = {}
+        for p in positions:
+            digest = self._safe_digest(items[p]) if cache is not None else None
+            key = make_key(self.fingerprint_, digest) if digest is not None else ("row", p)
+            rows.setdefault(key, []).append(p)
+        return rows
+
+    def _apply_error_policy(self, embeddings, problems, index, column):
+        failed_mask = np.zeros(len(embeddings), dtype=bool)
+        if problems:
+            if self.on_error == "raise":
+                raise self._error(problems, index, column)
+            failed_mask[list(problems)] = True
+            warnings.warn(str(self._error(problems, index, column)).replace(
+                "could not be encoded", f"could not be encoded; filled with {self.on_error}s"), stacklevel=3)
+            embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
+        return embeddings, failed_mask
+
+    # -- shared machinery --------------------------------------------------
     def _validate_params_extra(self):
-        """Subclass hook for its own parameter checks."""
+        """Subclass hook for checks beyond the parameter constraints."""
 
     def _default_column(self):
         names = getattr(self, "feature_names_in_", None)
@@ -235,7 +267,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Settings resolved at run time that change embeddings but not the loaded model."""
         return {}
 
-    def _embed_uncached(self, items):
+    def _embed_uncached(self, items, desc=None):
         bundle = self._get_bundle()
         device = resolve_device(self.device_)
         prepare, collate, forward = self._pipeline(bundle)
@@ -249,7 +281,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             batch_size=self.batch_size,
             num_workers=self._resolved_num_workers(device),
             progress=self.progress,
-            desc=f"{type(self).__name__}",
+            desc=f"{type(self).__name__} ({desc})" if desc is not None else type(self).__name__,
+            unit=self._modality,
         )
 
     def _resolved_num_workers(self, device):
@@ -270,12 +303,12 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def _error(self, problems, index, column):
         rows = sorted(problems)
-        shown = "; ".join(f"row {row_label(index[p])}: {problems[p]}" for p in rows[:10])
+        shown = "; ".join(f"{row_name(index, p)}: {problems[p]}" for p in rows[:10])
         more = f"; and {len(rows) - 10} more" if len(rows) > 10 else ""
         return EncodingError(
             f"{len(rows)} {self._modality}(s) in column {column!r} could not be encoded "
-            f"({shown}{more}). Set on_error='zero' or 'nan' to keep going."
-        )
+            f"({shown}{more}). Set on_error='zero' or 'nan' to keep going.",
+            column=column, problems={index[p]: problems[p] for p in rows})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -300,10 +333,15 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return state
 
     def __setstate__(self, state):
+        # A parameter added since the encoder was saved takes its default (what the older code did).
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in state and parameter.default is not inspect.Parameter.empty:
+                state[name] = parameter.default
         super().__setstate__(state)
         if "device_" in state:
-            # Fitted on a GPU, loaded on a CPU-only machine: run where we are. The precision and the
-            # decoding follow the device, so the cache keys must too.
-            self.device_ = str(resolve_device(self.device, fallback=True))
-            if self.device_ != state["device_"] and "fingerprint_" in state:
-                self.fingerprint_ = self._fingerprint(getattr(self, "_restored_state", None))
+            # Fitted on a GPU, loaded on a CPU-only machine: run where we are, with the cache keys of here.
+            where = str(resolve_device(self.device, fallback=True))
+            if where != state["device_"] and "fingerprint_" in state:
+                self.move_to(where)
+            else:
+                self.device_ = where

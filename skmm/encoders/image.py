@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, replace
+from numbers import Integral
 
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.utils._param_validation import Interval, StrOptions
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -136,9 +138,9 @@ class ImageEncoder(BaseEncoder):
     jit : bool, default=False
         Trace and freeze the backbone with TorchScript (oneDNN fusions on the
         CPU). The eager model already runs with its batch norms folded into
-        the convolutions (that alone made EfficientNet-Lite0 1.5x faster on a
-        2-core CPU), and freezing added nothing measurable there while costing
-        a one-off ~10 s per process; it may pay for other models or CPUs.
+        the convolutions, which gives most of what freezing would; freezing
+        costs seconds per process and may pay for other models or CPUs (see
+        docs/performance.md).
         A model that cannot be traced falls back to eager with a warning.
     decode : {"auto", "loader", "device"}, default="auto"
         Where JPEGs are decoded and resized. ``"loader"``: by Pillow in the
@@ -152,8 +154,12 @@ class ImageEncoder(BaseEncoder):
     tta : {None, "flip", "flip+rotate"}, default=None
         Test-time augmentation: average the embeddings of deterministic views
         (identity and horizontal flip; plus +-15 degree rotations).
+    root : str or path, optional
+        The folder that relative image paths are relative to (say, the
+        folder of the table that lists them). None: the working directory.
+        Not part of the cache key: the cache keys images by their content.
     progress : bool, default=False
-        Show a progress bar.
+        Show a progress bar counting the images embedded (cached ones are not).
     cache : "auto", "memory", None, path or joblib.Memory, default="auto"
         Embedding cache keyed by image content and everything that changes
         the embedding. ``"auto"``: ``$SKMM_CACHE_DIR`` if set, else in memory
@@ -207,6 +213,7 @@ class ImageEncoder(BaseEncoder):
         jit=False,
         decode="auto",
         tta=None,
+        root=None,
         progress=False,
         cache="auto",
         on_error="raise",
@@ -222,19 +229,29 @@ class ImageEncoder(BaseEncoder):
         self.jit = jit
         self.decode = decode
         self.tta = tta
+        self.root = root
         self.progress = progress
         self.cache = cache
         self.on_error = on_error
 
-    def _validate_params_extra(self):
-        if self.tta not in _TTA_VIEWS:
-            raise ValueError(f"tta must be one of {list(_TTA_VIEWS)}, got {self.tta!r}")
-        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
-            raise ValueError(f"image_size must be None or an integer >= 8, got {self.image_size!r}")
-        if self.decode not in _DECODE:
-            raise ValueError(f"decode must be one of {_DECODE}, got {self.decode!r}")
-        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
-            raise ValueError(f"num_workers must be 'auto' or a non-negative integer, got {self.num_workers!r}")
+    _parameter_constraints = {
+        **BaseEncoder._parameter_constraints,
+        "model": [str],
+        "weights": [str, os.PathLike, None],
+        "image_size": [Interval(Integral, 8, None, closed="left"), None],
+        "crop": ["boolean"],
+        "jit": ["boolean"],
+        "decode": [StrOptions(set(_DECODE))],
+        "tta": [StrOptions({"none", "flip", "flip+rotate"}), None],
+        "root": [str, os.PathLike, None],
+    }
+
+    def _resolve_items(self, items):
+        if self.root is None:
+            return items
+        root = os.fspath(self.root)
+        return [os.path.join(root, item) if isinstance(item, (str, os.PathLike)) and not os.path.isabs(item)
+                else item for item in items]
 
     def _weights_are_named(self):
         return is_named_weights(self.weights)
@@ -318,7 +335,7 @@ class ImageEncoder(BaseEncoder):
     def _resolved_num_workers(self, device):
         if self.num_workers != "auto":
             return self.num_workers
-        # On the CPU the model already uses every core (a worker process halved throughput on 2 cores;
+        # On the CPU the model already uses every core (a worker process competes with it for them;
         # a pool of threads decodes each batch between forwards instead). On a GPU, decoding is the
         # bottleneck: use most cores.
         return 0 if device.type == "cpu" else max(1, min(12, (os.cpu_count() or 2) - 1))

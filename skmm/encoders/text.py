@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
 from .._cache import content_digest
 from .._inputs import to_text
@@ -86,7 +88,7 @@ class TextEncoder(BaseEncoder):
         DataLoader workers for tokenisation; ``"auto"`` is 0 (fast tokenizers
         are already parallel).
     progress : bool, default=False
-        Show a progress bar.
+        Show a progress bar counting the texts embedded (cached ones are not).
     cache : "auto", "memory", None, path or joblib.Memory, default="auto"
         Embedding cache keyed by the text's content (see :class:`ImageEncoder`).
     on_error : {"raise", "zero", "nan"}, default="raise"
@@ -148,9 +150,14 @@ class TextEncoder(BaseEncoder):
         self.cache = cache
         self.on_error = on_error
 
+    _parameter_constraints = {
+        **BaseEncoder._parameter_constraints,
+        "model": [str, os.PathLike],
+        "normalize": ["boolean"],
+        "max_seq_length": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
     def _validate_params_extra(self):
-        if self.max_seq_length is not None and (not isinstance(self.max_seq_length, int) or self.max_seq_length < 1):
-            raise ValueError(f"max_seq_length must be None or a positive integer, got {self.max_seq_length!r}")
         resolve_text_model(self.model)
 
     def _embedding_spec(self):
@@ -162,8 +169,7 @@ class TextEncoder(BaseEncoder):
         from transformers.utils import logging as hf_logging
 
         bar_was_on = hf_logging.is_progress_bar_enabled()
-        if not self.progress:
-            hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is not about the user's data
         try:
             module = SentenceTransformer(resolve_text_model(self.model), device=str(device))
         finally:
@@ -180,7 +186,7 @@ class TextEncoder(BaseEncoder):
         max_length = self.max_seq_length or bundle.max_seq_length
         return to_text, _Tokenize(bundle.tokenizer, max_length), _ForwardTexts(bundle.module, self.normalize)
 
-    def _embed_uncached(self, items):
+    def _embed_uncached(self, items, desc=None):
         # Sorting by length keeps padding, hence wasted compute, small.
         lengths = []
         for item in items:
@@ -189,7 +195,7 @@ class TextEncoder(BaseEncoder):
             except TypeError:
                 lengths.append(0)
         order = np.argsort(lengths, kind="stable")[::-1]
-        embeddings, failures = super()._embed_uncached([items[i] for i in order])
+        embeddings, failures = super()._embed_uncached([items[i] for i in order], desc=desc)
         restored = np.empty_like(embeddings)
         restored[order] = embeddings
         return restored, {int(order[p]): message for p, message in failures.items()}

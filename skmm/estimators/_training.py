@@ -177,7 +177,7 @@ def _join(parts):
 
 def warn_if_no_better_than_baseline(estimator, score, baseline, where):
     """Warn when a fitted model scores no better than the trivial prediction (majority class or mean)."""
-    if score is not None and baseline is not None and score <= baseline + 1e-9 and score < 1 - 1e-9:
+    if score is not None and baseline is not None and score <= baseline + 1e-9 and baseline < 0.999:
         warnings.warn(
             f"{type(estimator).__name__}: the fitted model scores {score:.4f} on the {where} rows, no better "
             f"than always predicting the most frequent class (or the mean): {baseline:.4f}. It has learned "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.base import clone
 
-from .._inputs import is_missing, row_label
+from .._inputs import is_missing, row_name
 
 
 def as_frame(X):
@@ -41,15 +42,75 @@ def expand(block, mask):
     return full
 
 
-def reject_rows_without_a_modality(masks, index, columns):
-    """Raise a ValueError naming the rows where every modality is missing."""
+def read_modalities(frame, triples, fitting):
+    """Each modality's column(s) of ``frame`` and where it has a value; rows with none are refused here,
+    before any encoding."""
+    if len(frame) == 0:
+        raise ValueError("X is empty: at least one row is required")
+    columns, masks = [], []
+    for name, _, column in triples:
+        wanted = column if isinstance(column, list) else [column]
+        absent = [c for c in wanted if c not in frame.columns]
+        if absent:
+            raise ValueError(f"modality {name!r} reads column(s) {absent}, which X does not have "
+                             f"(columns: {list(frame.columns)})")
+        columns.append(frame[column])
+        masks.append(present_mask(columns[-1]))
+        if fitting and not masks[-1].any():
+            raise ValueError(f"modality {name!r} (column {column!r}) has no value in any row")
+    reject_rows_without_a_modality(masks, frame.index, [column for _, _, column in triples])
+    return columns, masks
+
+
+def encode_modalities(triples, columns, masks, fitting, y=None):
+    """Each modality's transformer (a clone, fitted, when ``fitting``) run on its present rows.
+
+    Returns the dense float32 blocks, the masks (an item that a tolerant skmm
+    encoder could not read is then absent too) and the transformers used.
+    """
+    blocks, used = [], []
+    for m, ((name, transformer, column), values, mask) in enumerate(zip(triples, columns, masks)):
+        if fitting:
+            transformer = clone(transformer)
+            y_present = None if y is None else np.asarray(y)[mask]
+            block = _fit_encode(transformer, values[mask], y_present)
+        else:
+            block = _encode_present(transformer, values[mask]) if mask.any() else np.zeros((0, 0))
+        if isinstance(block, tuple):  # an skmm encoder that keeps going: its failed items count as missing
+            block, failed = block
+            masks[m] = mask.copy()
+            masks[m][np.flatnonzero(mask)[failed]] = False
+            block = block[~failed]
+        blocks.append(dense(block))
+        used.append((name, transformer, column))
+    return blocks, masks, used
+
+
+def _tolerant(transformer):
+    """An skmm encoder whose ``on_error`` keeps going: ``encode`` says which items failed."""
+    return hasattr(transformer, "encode") and getattr(transformer, "on_error", "raise") != "raise"
+
+
+def _fit_encode(transformer, values, y):
+    if _tolerant(transformer):
+        return transformer.fit(values, y).encode(values)
+    return transformer.fit_transform(values, y)
+
+
+def _encode_present(transformer, values):
+    return transformer.encode(values) if _tolerant(transformer) else transformer.transform(values)
+
+
+def reject_rows_without_a_modality(masks, index, columns, after=None):
+    """Raise a ValueError naming the rows where every modality is missing (or, ``after`` encoding, failed)."""
     empty = ~np.logical_or.reduce(masks)
     if not empty.any():
         return
-    rows = ", ".join(f"row {row_label(label)}" for label in index[empty][:10])
+    rows = ", ".join(row_name(index, p) for p in np.flatnonzero(empty)[:10])
     more = f" and {int(empty.sum()) - 10} more" if empty.sum() > 10 else ""
+    state = "missing" if after is None else f"missing, or none {after}"
     raise ValueError(f"{int(empty.sum())} row(s) have no modality at all ({rows}{more}): every one of columns "
-                     f"{columns} is missing there, so there is nothing to predict them from. Drop those rows or "
+                     f"{columns} is {state} there, so there is nothing to predict them from. Drop those rows or "
                      f"fill one of their values.")
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import TransformerMixin, clone
+from sklearn.base import TransformerMixin
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
-from ._blocks import (as_frame, block_spread, check_weights, dense, expand, present_mask,
+from ._blocks import (as_frame, block_spread, check_weights, encode_modalities, expand, read_modalities,
                       reject_rows_without_a_modality, weighted_mean)
 from ._gating import ModalityGate
 
@@ -35,46 +35,28 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     - ``"gated"``: a weighted mean whose weights a softmax gate learns per
       row from ``y``, so each row can lean on the modality informative for it.
 
-    Each block is L2-normalised per row (``normalize=True``), then centred on
-    its training mean and scaled to unit total variance (its rows lie 1 from
-    the mean on average), so that no modality dominates by scale and the
-    variation of embeddings that sit in a narrow cone is not lost to
-    regularisation. Concatenation keeps those blocks as they are: the scale
-    on which a default-regularised linear model does well with embeddings
-    (standardising every column instead lets ``LogisticRegression()`` fit
-    noise in the many low-variance directions; see the user guide).
+    Scale: each block is L2-normalised per row, then centred on its training
+    mean at unit total variance; the output of average, weighted and gated
+    fusion is standardised per column. Default-regularised estimators fit
+    both well (see the user guide for why, with figures).
 
-    Average, weighted and gated fusion need the blocks in one space whose
-    axes *mean the same thing* in every modality (adding coordinate j of an
-    image space to an unrelated coordinate j of a text space makes one
-    classifier weight serve two meanings). ``alignment`` says how:
+    Alignment: average, weighted and gated fusion need one space whose axes
+    mean the same thing in every modality. ``"supervised"``: per modality, a
+    ridge regression onto the target (one-hot classes, standardised numbers),
+    so coordinate j is each modality's evidence for class j; on the rows
+    ``fit_transform`` sees it is cross-fitted (5 folds), as
+    :class:`~sklearn.preprocessing.TargetEncoder` does, so
+    ``fit(X, y).transform(X)`` differs from ``fit_transform(X, y)``.
+    ``"cca"`` (two modalities, unsupervised): a regularised CCA. ``"pca"``:
+    each block by its own PCA. ``"auto"``: supervised when ``fit`` gets
+    ``y``, else CCA (PCA for other than two modalities).
 
-    - ``"supervised"``: per modality, a ridge regression onto the target
-      (one-hot classes, standardised numbers); coordinate j of every modality
-      is its evidence for target column j. On the rows ``fit_transform`` is
-      given, that evidence is cross-fitted (each row's comes from a model
-      fitted on the other four of five folds, not on its label), as
-      :class:`~sklearn.preprocessing.TargetEncoder` does; so ``fit(X, y).transform(X)``
-      differs from ``fit_transform(X, y)``, as it does there.
-    - ``"cca"`` (two modalities, unsupervised): a regularised canonical
-      correlation analysis; coordinate j is the j-th pair of most correlated
-      directions.
-    - ``"pca"``: each block by its own PCA (unaligned; cheap).
-    - ``"auto"`` (default): ``"supervised"`` when ``fit`` is given ``y``,
-      else ``"cca"`` for two modalities and ``"pca"`` otherwise.
-
-    The fused output of average, weighted and gated fusion is standardised
-    per column (on the training rows), so a default-regularised downstream
-    estimator sees features of unit scale.
-
-    Missing modalities: a row whose value is None or NaN in a modality's
-    column is not sent to that encoder. Average, weighted and gated fusion use
-    the modalities present in the row (weights renormalised over them);
-    concatenation fills the missing block with that block's mean over the
-    training rows and, when any value was missing during ``fit`` (or
-    ``add_indicator=True``), adds a 0/1 presence column per modality. A row
-    with no modality at all is an error naming the row: there is nothing to
-    predict it from.
+    Missing modalities: a None / NaN value, or an item that an skmm encoder
+    with ``on_error="zero"`` / ``"nan"`` cannot read, is absent. Average,
+    weighted and gated fusion use the modalities present in the row;
+    concatenation fills the block with its training mean and, when values
+    were missing in ``fit``, adds a presence column per modality. A row with
+    no modality at all is an error naming it.
 
     Parameters
     ----------
@@ -211,39 +193,21 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         return active
 
     def _encode(self, X, triples, fitting, y=None):
-        """Each modality's block (present rows, L2-normalised) and presence mask."""
+        """Each modality's block (present rows, scaled) and presence mask, and the transformers used."""
         frame = as_frame(X)
         if fitting:
             self.n_features_in_ = frame.shape[1]
             if all(isinstance(c, str) for c in frame.columns):
                 self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        if len(frame) == 0:
-            raise ValueError("X is empty: at least one row is required")
-        columns, masks = [], []
-        for name, _, column in triples:
-            wanted = column if isinstance(column, list) else [column]
-            absent = [c for c in wanted if c not in frame.columns]
-            if absent:
-                raise ValueError(f"modality {name!r} reads column(s) {absent}, which X does not have "
-                                 f"(columns: {list(frame.columns)})")
-            columns.append(frame[column])
-            masks.append(present_mask(columns[-1]))
-            if fitting and not masks[-1].any():
-                raise ValueError(f"modality {name!r} (column {column!r}) has no value in any row")
-        reject_rows_without_a_modality(masks, frame.index, [column for _, _, column in triples])  # before encoding
-        blocks, fitted_transformers = [], []
-        for (name, transformer, column), values, mask in zip(triples, columns, masks):
-            if fitting:
-                transformer = clone(transformer)
-                block = transformer.fit_transform(values[mask], None if y is None else np.asarray(y)[mask])
-            else:
-                block = transformer.transform(values[mask]) if mask.any() else np.zeros((0, 0))
-            block = self._scale(dense(block))
+        columns, masks = read_modalities(frame, triples, fitting)
+        blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
+        for position, (name, _, _) in enumerate(fitted):
+            block = self._scale(blocks[position])
             if fitting:
                 self.block_means_[name], self.block_scales_[name] = block_spread(block)
-            blocks.append(self._center_and_scale(name, block))
-            fitted_transformers.append((name, transformer, column))
-        return blocks, masks, fitted_transformers
+            blocks[position] = self._center_and_scale(name, block)
+        reject_rows_without_a_modality(masks, frame.index, [column for _, _, column in triples], after="could be read")
+        return blocks, masks, fitted
 
     # -- fitting and transforming ------------------------------------------
     def fit(self, X, y=None):
@@ -423,6 +387,18 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             names += [f"{name}__present" for name, _, _ in self.transformers_]
         return np.asarray(names, dtype=object)
 
+    def _sk_visual_block_(self):
+        """The HTML display shows one branch per modality (its encoder and column), as ColumnTransformer does."""
+        try:
+            from sklearn.utils._repr_html.estimator import _VisualBlock
+        except ImportError:  # scikit-learn < 1.7 kept it elsewhere
+            from sklearn.utils._estimator_html_repr import _VisualBlock
+
+        triples = self.transformers_ if hasattr(self, "transformers_") else self.transformers
+        names, transformers, columns = zip(*triples)
+        return _VisualBlock("parallel", transformers, names=names,
+                            name_details=[str(column) for column in columns])
+
     def __setstate__(self, state):
         state.pop("_block_names", None)  # a name memo that skmm 0.1 pickled
         state.setdefault("output_mean_", None)
@@ -439,26 +415,3 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
 
 
 ModalityFusion.__module__ = "skmm.fusion"  # saved files name the public path, wherever the code lives
-
-
-def make_fusion(*transformers, method="concat", weights=None, n_components=None, alignment="auto",
-                normalize=True, add_indicator="auto"):
-    """Build a :class:`ModalityFusion` from ``(transformer, column)`` pairs.
-
-    Modality names are the column names (like
-    :func:`~sklearn.compose.make_column_transformer` names them after the
-    transformers, here the column says more).
-
-    Examples
-    --------
-    >>> from skmm import ImageEncoder, TextEncoder, make_fusion
-    >>> fusion = make_fusion((ImageEncoder(), "image"), (TextEncoder(), "text"), method="average")
-    >>> [name for name, _, _ in fusion.transformers]
-    ['image', 'text']
-    """
-    triples = []
-    for transformer, column in transformers:
-        name = column if isinstance(column, str) else "_".join(map(str, column))
-        triples.append((name, transformer, column))
-    return ModalityFusion(triples, method=method, weights=weights, n_components=n_components,
-                          alignment=alignment, normalize=normalize, add_indicator=add_indicator)

@@ -1,0 +1,133 @@
+"""Files of the command line: tables in and out, models saved and loaded, paths checked before any work."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one ``skmm CMD: error: ...`` line, exit code 1."""
+
+
+TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+MODEL_FORMATS = {".skops": "skops", ".joblib": "joblib", ".pkl": "joblib", ".pickle": "joblib"}
+
+
+def _suffix_names(formats):
+    return ", ".join(sorted(formats))
+
+
+def check_output(path, formats, what):
+    """The output path, checked before any work: a known suffix, an existing folder, not a folder itself."""
+    path = Path(path)
+    if path.suffix.lower() not in formats:
+        raise CLIError(f"{what} {str(path)!r}: unsupported format {path.suffix or '(no suffix)'!r} "
+                       f"(use {_suffix_names(formats)})")
+    return check_folder_for(path, what)
+
+
+def check_folder_for(path, what):
+    """``path`` can be written: its folder exists and is writable, and it is not itself a folder."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CLIError(f"{what} {str(path)!r}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{what} {str(path)!r}: folder {str(folder)!r} is not writable")
+    if path.is_dir():
+        raise CLIError(f"{what} {str(path)!r} is a folder, not a file")
+    return path
+
+
+def read_table(path):
+    """A CSV / TSV / Parquet table with at least one row; its index names the rows as the user counts them.
+
+    For a CSV the index is the file's line number (the header is line 1), named
+    ``"line"``, so messages say "line 12"; for Parquet, the row number from 1, named ``"row"``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"table {str(path)!r} does not exist")
+    kind = TABLE_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise CLIError(f"table {str(path)!r}: unsupported format {path.suffix!r} (use {_suffix_names(TABLE_FORMATS)})")
+    try:
+        if kind == "parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except Exception as exc:  # a parse error: say which file
+        raise CLIError(f"cannot read table {str(path)!r}: {exc}") from exc
+    if len(table) == 0:
+        raise CLIError(f"table {str(path)!r} has no rows (only a header)")
+    start = 2 if kind != "parquet" else 1
+    table.index = pd.RangeIndex(start, start + len(table), name="line" if kind != "parquet" else "row")
+    return table
+
+
+def check_columns(table, columns, table_path):
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise CLIError(f"column(s) {missing} not in {table_path} (its columns: {list(table.columns)})")
+
+
+def _atomic_write(path, write):
+    """``write(temporary_path)``, then renamed onto ``path``: a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(frame, path):
+    """Write ``frame`` (its columns only: the row labels are the CLI's, not the user's) as CSV or Parquet."""
+    kind = TABLE_FORMATS[Path(path).suffix.lower()]
+    if kind == "parquet":
+        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, sep="\t" if kind == "tsv" else ","))
+
+
+def save_model(model, path):
+    """skops for ``.skops`` (loading checks the types), joblib for ``.joblib`` / ``.pkl`` (trusted files only)."""
+    from .. import persistence
+
+    if MODEL_FORMATS[Path(path).suffix.lower()] == "skops":
+        _atomic_write(path, lambda tmp: persistence.dump(model, tmp))
+    else:
+        import joblib
+
+        _atomic_write(path, lambda tmp: joblib.dump(model, tmp))
+
+
+def load_model(path):
+    """A model written by ``skmm fit``, with errors that say what the file is instead."""
+    from .. import persistence
+
+    path = Path(path)
+    kind = MODEL_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise CLIError(f"model {str(path)!r} is not a model file (a file written by 'skmm fit': "
+                       f"{_suffix_names(MODEL_FORMATS)})")
+    if not path.is_file():
+        raise CLIError(f"model {str(path)!r} does not exist")
+    try:
+        if kind == "skops":
+            return persistence.load(path)
+        import joblib
+
+        return joblib.load(path)
+    except persistence.UntrustedTypesError as exc:
+        raise CLIError(str(exc)) from exc
+    except Exception as exc:  # not a zip / pickle, truncated, from another program
+        raise CLIError(f"model {str(path)!r} cannot be read as a {kind} model ({type(exc).__name__}: {exc}); "
+                       "is it a file written by 'skmm fit'?") from exc

@@ -1,0 +1,117 @@
+"""``skmm fit``'s report: cross-validation of the fused model beside text-only and image-only baselines."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METRICS = {"accuracy": "accuracy", "f1_macro": "macro-F1", "f1_weighted": "weighted F1"}
+
+
+@dataclass
+class CVResult:
+    """One pipeline's cross-validation: per-fold scores and seconds, and its out-of-fold predictions."""
+
+    name: str
+    rows: int
+    scores: dict = field(default_factory=lambda: {metric: [] for metric in METRICS})
+    seconds: list = field(default_factory=list)
+    predictions: object = None
+
+    def summary(self, metric):
+        values = self.scores[metric]
+        return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def _score(metric, y_true, y_pred):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if metric == "accuracy":
+        return accuracy_score(y_true, y_pred)
+    return f1_score(y_true, y_pred, average=metric.split("_")[1], zero_division=0)
+
+
+def cross_validate(name, pipeline, X, y, folds, log):
+    """Fit a clone of ``pipeline`` per fold (``folds``: index pairs into X), score it, keep its predictions."""
+    from sklearn.base import clone
+
+    result = CVResult(name, rows=len(X))
+    predictions = np.empty_like(y)
+    for i, (train, test) in enumerate(folds, start=1):
+        start = time.perf_counter()
+        model = clone(pipeline).fit(X.iloc[train], y[train])
+        predictions[test] = model.predict(X.iloc[test])
+        result.seconds.append(time.perf_counter() - start)
+        for metric in METRICS:
+            result.scores[metric].append(float(_score(metric, y[test], predictions[test])))
+        log(f"  {name}: fold {i}/{len(folds)} accuracy {result.scores['accuracy'][-1]:.3f} "
+            f"({result.seconds[-1]:.1f} s)")
+    result.predictions = predictions
+    return result
+
+
+def write_report(folder, *, fused, baselines, y, classes, table_path, timings, notes):
+    """Write ``report.md``, ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv`` / ``.png`` and
+    ``out_of_fold_predictions.csv`` to ``folder``; return the paths written."""
+    import pandas as pd
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    metrics = {"table": str(table_path), "rows": int(len(y)), "classes": [str(c) for c in classes],
+               "timings_seconds": timings, "notes": notes}
+    lines = [f"# skmm fit report: {table_path}", "", f"{len(y)} labelled rows, {len(classes)} classes: "
+             + ", ".join(f"{c} ({int(np.sum(y == c))})" for c in classes), ""]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    if fused is not None:
+        results = [fused, *baselines]
+        metrics["cross_validation"] = {r.name: {"rows": r.rows, "scores": r.scores, "seconds": r.seconds}
+                                       for r in results}
+        lines += [f"## Cross-validation ({len(fused.seconds)} folds, the same for every row below)", "",
+                  "| model | rows | " + " | ".join(METRICS.values()) + " |",
+                  "|---|---|" + "---|" * len(METRICS)]
+        lines += [f"| {r.name} | {r.rows} | " + " | ".join(r.summary(m) for m in METRICS) + " |" for r in results]
+        report = classification_report(y, fused.predictions, labels=classes, output_dict=True, zero_division=0)
+        per_class = pd.DataFrame({str(c): report[str(c)] for c in classes}).T
+        per_class.index.name = "class"
+        per_class.to_csv(folder / "per_class.csv")
+        metrics["per_class"] = per_class.to_dict(orient="index")
+        lines += ["", "## Per class (out-of-fold predictions of the fused model)", "",
+                  "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {c} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | "
+                  f"{int(row['support'])} |" for c, row in per_class.iterrows()]
+        matrix = confusion_matrix(y, fused.predictions, labels=classes, normalize="true")
+        frame = pd.DataFrame(matrix, index=[f"true {c}" for c in classes], columns=[f"predicted {c}" for c in classes])
+        frame.to_csv(folder / "confusion_matrix.csv")
+        lines += ["", "## Confusion matrix (each row: where that class's rows went; rows sum to 1)", "",
+                  "| | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(classes)]
+        lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for name, row in frame.iterrows()]
+        pd.DataFrame({"label": y, "prediction": fused.predictions}).to_csv(folder / "out_of_fold_predictions.csv",
+                                                                          index=False)
+        written += [folder / "per_class.csv", folder / "confusion_matrix.csv", folder / "out_of_fold_predictions.csv",
+                    _plot_confusion_matrix(matrix, classes, folder / "confusion_matrix.png")]
+    lines += ["", "## Timings", ""] + [f"- {stage}: {seconds:.1f} s" for stage, seconds in timings.items()]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return [folder / "report.md", folder / "metrics.json", *written]
+
+
+def _plot_confusion_matrix(matrix, classes, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = 2.5 + 0.6 * len(classes)
+    figure, axes = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay(matrix, display_labels=[str(c) for c in classes]).plot(
+        ax=axes, colorbar=False, values_format=".2f", xticks_rotation=45 if len(classes) > 4 else "horizontal")
+    axes.set_title("Out-of-fold confusion matrix\n(each true class's rows sum to 1)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
