@@ -9,6 +9,13 @@ fresh subprocess (the setting is process-wide and cannot be undone).
 
     python benchmarks/embed_speed.py                       # CPU, offline EfficientNet-Lite0, 256 images
     python benchmarks/embed_speed.py --device cuda --model resnet50 --weights none --n-images 4096
+
+With --backend (a comma-separated list: torch,openvino,onnxruntime), the backends instead, in one process
+with tuned malloc and alternating rounds: for images, (a) and (b) per backend on the same JPEGs (MVSA's
+photos when present); for texts, raw forward on pre-tokenised batches and TextEncoder end to end, on 1,000
+MVSA texts (generated ones without the data).
+
+    python benchmarks/embed_speed.py --backend torch,openvino,onnxruntime --repeat 3
 """
 
 from __future__ import annotations
@@ -96,7 +103,8 @@ def measure(args):
         files, source = jpeg_files(args.n_images, args.jpeg_dir or scratch)
         weights = None if args.weights == "none" else args.weights
         encoder = ImageEncoder(args.model, weights=weights, device=args.device, batch_size=args.batch_size,
-                               cache=None, num_workers=args.num_workers, jit=args.jit, decode=args.decode)
+                               cache=None, num_workers=args.num_workers, jit=args.jit, decode=args.decode,
+                               backend="torch")  # this mode studies the torch path; --backend compares others
         encoder.fit(files[:1])
         # (a) and (c) run on decoded pixels: the loader path's prepare and forward (the same model).
         pixels = ImageEncoder(**{**encoder.get_params(), "decode": "loader"}).fit(files[:1])
@@ -146,6 +154,107 @@ def measure(args):
     return results
 
 
+def _texts(n):
+    from _common import MVSA_DIR
+
+    if (MVSA_DIR / "train.txt").exists():
+        from skmm.datasets import load_mvsa
+
+        texts, _ = load_mvsa(MVSA_DIR)
+        return list(texts["text"][:n]), "MVSA texts"
+    from skmm.datasets import make_multimodal_classification
+
+    X, _ = make_multimodal_classification(n_samples=n, random_state=0)
+    return list(X["text"]), "generated texts"
+
+
+def measure_backends(args):
+    """Per backend: images (a) raw forward and (b) ImageEncoder end to end; texts raw and end to end."""
+    import torch
+
+    from skmm import ImageEncoder, TextEncoder
+    from skmm.performance import tune_malloc
+
+    assert tune_malloc(), "tune_malloc() is not available here"
+    backends = args.backend.split(",")
+    with tempfile.TemporaryDirectory() as scratch:
+        files, source = jpeg_files(args.n_images, args.jpeg_dir or scratch)
+        texts, text_source = _texts(args.n_texts)
+        images, raw_images, encoders_text, raw_texts = {}, {}, {}, {}
+        for backend in backends:
+            encoder = ImageEncoder(args.model, device="cpu", batch_size=args.batch_size, cache=None, backend=backend)
+            encoder.fit(files[:1])
+            bundle = encoder._get_bundle()
+            prepare, _, forward = encoder._pipeline(bundle)
+            decoded = torch.stack([prepare(f) for f in files])
+            batches = [decoded[i:i + args.batch_size] for i in range(0, len(files), args.batch_size)]
+            images[backend], raw_images[backend] = encoder, (forward, batches)
+            text_encoder = TextEncoder(device="cpu", batch_size=args.batch_size, cache=None, backend=backend)
+            text_encoder.fit(texts[:1])
+            text_bundle = text_encoder._get_bundle()
+            _, tokenize, text_forward = text_encoder._pipeline(text_bundle)
+            ordered = sorted(texts, key=len, reverse=True)  # as TextEncoder batches them
+            token_batches = [tokenize(ordered[i:i + args.batch_size]) for i in range(0, len(texts), args.batch_size)]
+            encoders_text[backend], raw_texts[backend] = text_encoder, (text_forward, token_batches)
+        rounds = {key: {backend: [] for backend in backends} for key in ("image_raw", "image_encoder", "text_raw",
+                                                                         "text_encoder")}
+        for _ in range(args.repeat):
+            for backend in backends:  # alternated: each round runs every backend once
+                forward, batches = raw_images[backend]
+                with torch.inference_mode():
+                    forward(batches[0])  # warm
+                    start = time.perf_counter()
+                    for batch in batches:
+                        forward(batch)
+                rounds["image_raw"][backend].append(len(files) / (time.perf_counter() - start))
+                start = time.perf_counter()
+                images[backend].transform(files)
+                rounds["image_encoder"][backend].append(len(files) / (time.perf_counter() - start))
+                text_forward, token_batches = raw_texts[backend]
+                with torch.inference_mode():
+                    start = time.perf_counter()
+                    for batch in token_batches:
+                        text_forward(batch)
+                rounds["text_raw"][backend].append(len(texts) / (time.perf_counter() - start))
+                start = time.perf_counter()
+                encoders_text[backend].transform(texts)
+                rounds["text_encoder"][backend].append(len(texts) / (time.perf_counter() - start))
+    best = {key: {backend: max(values) for backend, values in per.items()} for key, per in rounds.items()}
+    return {"images": len(files), "image_source": source, "texts": len(texts), "text_source": text_source,
+            "model": args.model, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
+            "versions": {backend: __import__("skmm.encoders._backends", fromlist=["x"]).backend_version(backend)
+                         for backend in backends},
+            "rounds": rounds, "best": best}
+
+
+def _report_backends(args):
+    command = [sys.executable, __file__, "--child", "--backend", args.backend, "--model", args.model,
+               "--n-images", str(args.n_images), "--n-texts", str(args.n_texts), "--batch-size",
+               str(args.batch_size), "--repeat", str(args.repeat)] + (["--jpeg-dir", args.jpeg_dir] if args.jpeg_dir else [])
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr)
+        raise SystemExit(completed.returncode)
+    run = json.loads(completed.stdout.strip().splitlines()[-1])
+    best, torch_best = run["best"], run["best"]
+    print(f"{run['images']} {run['image_source']}, {run['texts']} {run['text_source']}, batch {run['batch_size']}, "
+          f"{run['torch_threads']} threads, tuned malloc, best of {args.repeat} alternated rounds (items/s)")
+    print(f"{'backend':<12} {'image raw':>10} {'ImageEncoder':>13} {'enc/raw':>8} {'vs torch':>9} "
+          f"{'text raw':>9} {'TextEncoder':>12} {'vs torch':>9}")
+    for backend in run["best"]["image_raw"]:
+        image_raw, image_end = best["image_raw"][backend], best["image_encoder"][backend]
+        text_raw, text_end = best["text_raw"][backend], best["text_encoder"][backend]
+        print(f"{backend:<12} {image_raw:>10.1f} {image_end:>13.1f} {image_end / image_raw:>8.2f} "
+              f"{image_end / torch_best['image_encoder'].get('torch', float('nan')):>9.2f} {text_raw:>9.1f} "
+              f"{text_end:>12.1f} {text_end / torch_best['text_encoder'].get('torch', float('nan')):>9.2f}")
+    output = args.output or RESULTS / "embed_speed_backends.json"
+    history = json.loads(open(output).read()) if os.path.exists(output) else []
+    history.append(run)
+    with open(output, "w") as handle:
+        json.dump(history, handle, indent=2)
+    print(f"appended to {output}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -164,12 +273,16 @@ def main():
     parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help="JSON file to write (default: benchmarks/results/)")
+    parser.add_argument("--backend", default=None, help="compare backends, e.g. torch,openvino,onnxruntime")
+    parser.add_argument("--n-texts", type=int, default=1000, help="texts for --backend")
     args = parser.parse_args()
     if args.num_workers != "auto":
         args.num_workers = int(args.num_workers)
     if args.child:
-        print(json.dumps(measure(args)))
+        print(json.dumps(measure_backends(args) if args.backend else measure(args)))
         return
+    if args.backend:
+        return _report_backends(args)
     modes = {"default": [False], "tuned": [True], "both": [False, True]}[args.malloc]
     runs = []
     for tuned in modes:

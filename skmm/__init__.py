@@ -1,24 +1,38 @@
-"""skmm: scikit-learn-compatible multimodal (image + text) classification."""
+"""skmm: scikit-learn-compatible multimodal (image + text) classification.
 
-from ._cache import clear_cache
-from ._registry import clear_model_registry
-from . import performance  # noqa: F401  (honours SKMM_TUNE_MALLOC=1 at import)
-from .encoders import EncodingError, ImageEncoder, TextEncoder
-from .estimators import TorchMLPClassifier, TorchMLPRegressor, make_late_fusion
-from .fusion import ModalityFusion, make_fusion
+The public names are imported on first use (PEP 562), so that ``import skmm``
+and the ``skmm`` command line's ``--help`` do not wait for torch.
+"""
+
+import importlib
+
+from . import performance  # noqa: F401  (honours SKMM_TUNE_MALLOC=1 at import; no heavy import)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EncodingError",
-    "ImageEncoder",
-    "ModalityFusion",
-    "TextEncoder",
-    "TorchMLPClassifier",
-    "TorchMLPRegressor",
-    "clear_cache",
-    "clear_model_registry",
-    "make_fusion",
-    "make_late_fusion",
-    "__version__",
-]
+_WHERE = {
+    "EncodingError": ".encoders",
+    "ImageEncoder": ".encoders",
+    "TextEncoder": ".encoders",
+    "ModalityFusion": ".fusion",
+    "make_fusion": ".fusion",
+    "TorchMLPClassifier": ".estimators",
+    "TorchMLPRegressor": ".estimators",
+    "make_late_fusion": ".estimators",
+    "clear_cache": "._cache",
+    "clear_model_registry": "._registry",
+}
+
+__all__ = [*sorted(_WHERE), "__version__"]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'skmm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

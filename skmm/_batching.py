@@ -161,6 +161,8 @@ def run_batched(
         and autocast with ``autocast_dtype``. It may instead return
         ``(tensor, {row in batch: error message})`` for items that only fail
         there (decoded on the device, say): their rows are reported as failures.
+        A tensor of another rank, or a list of per-item tensors (token states
+        of different lengths, say), makes the result a list of per-item arrays.
         A batch that is not a tensor is joined from chunks by its type's
         ``concat(list_of_batches)`` when it has one; otherwise one chunk is one batch.
     device : torch.device
@@ -175,8 +177,8 @@ def run_batched(
 
     Returns
     -------
-    embeddings : ndarray of shape (len(items), d), float32
-        Rows of failed items are NaN.
+    embeddings : ndarray of shape (len(items), d), float32, or list
+        Rows of failed items are NaN (None in a list).
     failures : dict
         ``position -> error message`` for items that could not be prepared.
     """
@@ -206,6 +208,12 @@ def run_batched(
     def flush():
         nonlocal embeddings
         for positions, output in pending:
+            if isinstance(output, (list, tuple)) or output.ndim != 2:  # per-item arrays of any shape
+                if embeddings is None:
+                    embeddings = [None] * len(items)
+                for position, value in zip(positions, output):
+                    embeddings[position] = value.float().cpu().numpy()
+                continue
             output = output.float().cpu().numpy()
             if embeddings is None:
                 embeddings = np.full((len(items), output.shape[1]), np.nan, dtype=np.float32)
@@ -218,7 +226,7 @@ def run_batched(
         batch = chunks[0] if len(chunks) == 1 else _join(chunks)
         positions = sum(chunk_positions, [])
         output = forward(batch)
-        if isinstance(output, tuple):
+        if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], dict):
             output, failed_rows = output
             failures.update({positions[row]: message for row, message in failed_rows.items()})
         pending.append((positions, output))

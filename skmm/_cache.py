@@ -14,7 +14,6 @@ import io
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from ._files import atomic_write_bytes
 from ._registry import BoundedRegistry
 
 _DIGEST_SIZE = 16
@@ -146,14 +146,7 @@ class DiskCache:
             blob = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() + payload
             path = self._path(key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(blob)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(path, blob)
 
     def clear(self):
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -91,6 +91,19 @@ def embedded_items(monkeypatch):
     return items
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _exports_in_a_temporary_folder(tmp_path_factory):
+    """Compiled-backend exports go to a folder of this test session, not to the user's cache."""
+    folder = tmp_path_factory.mktemp("exports")
+    previous = os.environ.get("SKMM_EXPORT_DIR")
+    os.environ["SKMM_EXPORT_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SKMM_EXPORT_DIR", None)
+    else:
+        os.environ["SKMM_EXPORT_DIR"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_cache():
     """Each test starts with an empty in-process embedding cache."""

@@ -187,14 +187,17 @@ def _with_broken_rows(table_dir):
     return _variant(table_dir, "broken.csv", edit)
 
 
-def test_unreadable_rows_are_named_by_their_csv_line(table_dir, capsys):
+def test_unreadable_rows_are_named_by_their_csv_line_before_any_embedding(table_dir, capsys, embedded_items):
     broken = _with_broken_rows(table_dir)
     error = _fails(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), *RUNTIME], capsys)
-    assert "line 5" in error and "'photo'" in error and "missing.jpg" in error and "does not exist" in error
+    assert "2 rows of" in error and "broken.csv cannot be embedded" in error
+    assert "line 5 (photo: file" in error and "missing.jpg' does not exist" in error
+    assert "line 9 (no value in any modality column)" in error and "--on-error skip" in error
     error = _fails(["fit", broken, *COLUMNS, "--target", "label", "--cv", "0", "-o", str(table_dir / "b.skops"),
                     *RUNTIME], capsys)
     assert "line 5 (photo: file" in error and "line 9 (no value in any modality column)" in error
     assert "--on-error skip" in error
+    assert embedded_items == []  # a file that does not exist is found before any model runs
 
 
 def test_on_error_policies_in_fit_predict_and_embed(table_dir, fitted_model, capsys):
@@ -203,29 +206,103 @@ def test_on_error_policies_in_fit_predict_and_embed(table_dir, fitted_model, cap
                  "-o", str(table_dir / "skip.skops"), *RUNTIME]) == 0
     assert "2 rows left out (--on-error skip): line 5 (photo: file" in capsys.readouterr().out
     metrics = json.loads((table_dir / "skip_report" / "metrics.json").read_text())
-    assert metrics["rows"] == 28
+    assert metrics["rows"] == 28 and metrics["settings"]["on error"] == "skip"
 
     assert main(["predict", str(fitted_model), broken, "-o", str(table_dir / "skip.csv"), "--on-error", "skip",
                  *RUNTIME]) == 0
+    assert "2 rows without" not in capsys.readouterr().out
     out = pd.read_csv(table_dir / "skip.csv", keep_default_na=False)
     assert out.columns[-1] == "reason"
     assert out.loc[3, "prediction"] == "" and "does not exist" in out.loc[3, "reason"]
     assert out.loc[7, "prediction"] == "" and out.loc[7, "reason"] == "no value in any modality column"
     assert (out.drop(index=[3, 7])["prediction"] != "").all() and (out.drop(index=[3, 7])["reason"] == "").all()
 
-    # zero: the row with a broken image is predicted from its text; a row with nothing stays an error
+    # zero: a row with a broken image is predicted from its text, and said so; a row with nothing is an error
+    # that names that row only
     error = _fails(["predict", str(fitted_model), broken, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
                     *RUNTIME], capsys)
-    assert "line 9" in error and "no modality at all" in error
+    assert "1 row of" in error and "no modality that can be read: line 9 (no value" in error and "line 5" not in error
     text_only = _variant(table_dir, "text_only.csv", lambda f: f.assign(photo=f["photo"].where(f.index != 3,
                                                                                               "photos/missing.jpg")))
     assert main(["predict", str(fitted_model), text_only, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
                  *RUNTIME]) == 0
+    assert "1 row keeps only" in capsys.readouterr().out.replace("keep only", "keeps only")
     assert pd.read_csv(table_dir / "z.csv")["prediction"].notna().all()
 
     assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), "--on-error", "skip", *RUNTIME]) == 0
-    assert "left out (--on-error skip): line 5, line 9" in capsys.readouterr().out
+    assert "2 rows left out (--on-error skip): line 5 (photo: file" in capsys.readouterr().out
     assert 3 not in pd.read_parquet(table_dir / "e.parquet")["row_id"].tolist()
+    assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), "--on-error", "zero", *RUNTIME]) == 0
+    assert "have zeros where a value cannot be read (--on-error zero): line 5" in capsys.readouterr().out
+    zeros = pd.read_parquet(table_dir / "e.parquet").filter(like="photo__").to_numpy()
+    assert (zeros[[3, 7]] == 0).all() and (np.abs(zeros[0]) > 0).any()
+
+
+def test_a_column_that_cannot_be_read_at_all_is_one_error(table_dir, tmp_path, capsys):
+    # the table copied elsewhere: its relative image paths lead nowhere
+    (tmp_path / "posts.csv").write_text((table_dir / "posts.csv").read_text())
+    error = _fails(["predict", str(table_dir / "model.skops"), str(tmp_path / "posts.csv"), "-o",
+                    str(tmp_path / "p.csv"), "--on-error", "zero", *RUNTIME], capsys)
+    assert "no value of column 'photo'" in error and "relative to the table's folder" in error
+    assert str(tmp_path) in error
+
+
+def test_predict_refuses_to_overwrite_its_input_or_its_columns(table_dir, fitted_model, capsys):
+    error = _fails(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "posts.csv"),
+                    *RUNTIME], capsys)
+    assert "is the input table" in error
+    clash = _variant(table_dir, "clash.csv", lambda f: f.assign(prediction="x"))
+    error = _fails(["predict", str(fitted_model), clash, "-o", str(table_dir / "c.csv"), *RUNTIME], capsys)
+    assert "already has column(s) ['prediction']" in error
+
+
+def test_devices_are_checked_before_any_work(table_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed", str(table_dir / "posts.csv"), *COLUMNS, "-o", "e.parquet", "--device", "gpu"])
+    assert exit_info.value.code == 2 and "'gpu' is not a device" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        for command in (["embed", str(table_dir / "posts.csv"), *COLUMNS, "-o", str(table_dir / "e.parquet")],
+                        ["predict", str(table_dir / "model.skops"), str(table_dir / "posts.csv"), "-o",
+                         str(table_dir / "p.csv")]):
+            error = _fails([*command, "--no-tune-malloc", "--device", "cuda"], capsys)
+            assert "--device cuda: device 'cuda' is not available on this machine" in error
+
+
+def test_files_are_readable_like_any_other_the_user_writes(table_dir, fitted_model):
+    assert main(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "perm.csv"),
+                 *RUNTIME]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (fitted_model, table_dir / "perm.csv"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, oct(path.stat().st_mode)
+
+
+def test_a_reused_report_folder_keeps_no_stale_file(table_dir, capsys):
+    model = str(table_dir / "again.skops")
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "2", "-o", model,
+                 *RUNTIME]) == 0
+    assert (table_dir / "again_report" / "confusion_matrix.png").exists()
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "0", "-o", model,
+                 *RUNTIME]) == 0
+    assert sorted(p.name for p in (table_dir / "again_report").iterdir()) == ["metrics.json", "report.md"]
+    assert "Cross-validation skipped (--cv 0)" in (table_dir / "again_report" / "report.md").read_text()
+
+
+def test_texts_that_are_file_names_get_a_warning_and_a_non_utf8_table_a_hint(table_dir, capsys):
+    _variant(table_dir, "paths.csv", lambda f: f.assign(caption=f["photo"]))
+    assert main(["embed", str(table_dir / "paths.csv"), *COLUMNS, "-o", str(table_dir / "x.parquet"), *RUNTIME]) == 0
+    assert "values of text column 'caption' are names of files" in capsys.readouterr().out
+    (table_dir / "latin1.csv").write_bytes("photo,caption\nphotos/000000.jpg,caf\xe9\n".encode("latin-1"))
+    error = _fails(["embed", str(table_dir / "latin1.csv"), *COLUMNS, "-o", "x.parquet", *RUNTIME], capsys)
+    assert "it is not UTF-8 text" in error and "save it as UTF-8" in error
+
+
+def test_a_model_that_cannot_be_loaded_is_named(table_dir, capsys):
+    error = _fails(["embed", str(table_dir / "posts.csv"), *COLUMNS, "--image-model", "timm:no_such_model",
+                    "-o", str(table_dir / "x.parquet"), *RUNTIME], capsys)
+    assert "could not load the image model 'timm:no_such_model' for column 'photo'" in error
 
 
 def test_text_model_option_is_used(table_dir, tiny_text_model, capsys):

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_columns, check_folder_for, check_output,
                   load_model, read_table, save_model, write_table)
+from ._rows import check_readability, check_target, enforce, plural, warn_if_texts_are_paths
+
+
+def check_device(device):
+    """The device exists on this machine: one rule, a one-line error, for every command."""
+    from .._device import resolve_device
+
+    try:
+        resolve_device(device)
+    except (ValueError, RuntimeError) as exc:
+        raise CLIError(f"--device {device}: {exc}") from None
 
 
 def _encoder_options(args, folder, on_error):
@@ -26,84 +35,8 @@ def make_encoders(args, folder, on_error="raise"):
     return (ImageEncoder(args.image_model, **common, **image_only), TextEncoder(args.text_model, **common))
 
 
-@dataclass
-class Readability:
-    """What a pass over the table found: why each unusable row is so, and per column the rows it can be read at."""
-
-    reasons: dict
-    usable: dict
-    hopeless: list  # rows with no usable modality at all
-
-    def describe(self, index_name, limit=5):
-        shown = "; ".join(f"{index_name} {label} ({why})" for label, why in list(self.reasons.items())[:limit])
-        return shown + (f"; and {len(self.reasons) - limit} more" if len(self.reasons) > limit else "")
-
-
-def check_readability(encoders_and_columns, X, fitted=False):
-    """Encode each column once to find the rows whose values cannot be read, or that have no value at all.
-
-    The embeddings stay in the cache, so the fits and predictions that follow
-    do not encode anything again. ``fitted``: the encoders come from a saved
-    model (used as they are), else they are fitted here first.
-    """
-    from sklearn.base import clone
-
-    from .._inputs import is_missing
-
-    reasons, usable = {}, {}
-    for encoder, column in encoders_and_columns:
-        values = X[column]
-        ok = ~values.map(is_missing).to_numpy(dtype=bool)
-        if ok.any():
-            probe = encoder if fitted else clone(encoder).fit(values[ok])
-            policy = probe.on_error
-            probe.set_params(on_error="nan")  # every item checked, none raising
-            try:
-                _, problems, index, _ = probe.encode_rows(values[ok])
-            finally:
-                probe.set_params(on_error=policy)
-            for position, message in sorted(problems.items()):
-                reasons.setdefault(index[position], f"{column}: {message}")
-            ok[np.flatnonzero(ok)[sorted(problems)]] = False
-        usable[column] = ok
-    nothing = ~np.logical_or.reduce(list(usable.values()))
-    for label in X.index[nothing]:
-        reasons.setdefault(label, "no value in any modality column")
-    return Readability(reasons, usable, list(X.index[nothing]))
-
-
-def _apply_policy(found, args, X, y, notes):
-    """The rows to fit on under ``--on-error``, and per column the rows where it can be read."""
-    if not found.reasons:
-        return X, y, found.usable
-    where = found.describe(X.index.name)
-    if args.on_error == "raise":
-        raise CLIError(f"{len(found.reasons)} row(s) of {args.table} cannot be used: {where}. Use --on-error skip "
-                       "to leave them out, or zero / nan to keep them (from their other modality, where they have "
-                       "one).")
-    if args.on_error != "skip":
-        if found.hopeless:
-            raise CLIError(f"{len(found.hopeless)} row(s) of {args.table} have no modality that can be read: "
-                           f"{where}. Use --on-error skip to leave them out.")
-        notes.append(f"{len(found.reasons)} rows keep only their other modality (--on-error {args.on_error}): {where}")
-        return X, y, found.usable
-    notes.append(f"{len(found.reasons)} rows left out (--on-error skip): {where}")
-    keep = ~X.index.isin(list(found.reasons))
-    _check_target(y[keep], args.target, args.cv)
-    return X[keep], y[keep], {column: ok[keep] for column, ok in found.usable.items()}
-
-
-def _check_target(y, target, cv):
-    classes, counts = np.unique(y.astype(str), return_counts=True)
-    classes = classes.tolist()
-    if len(classes) < 2:
-        raise CLIError(f"column {target!r} has a single class ({classes[0]!r}) in its {len(y)} labelled rows: "
-                       "a classifier needs at least 2")
-    if cv >= 2 and counts.min() < cv:
-        rare = classes[int(np.argmin(counts))]
-        advice = f"use --cv {counts.min()} or fewer" if counts.min() >= 2 else "use --cv 0 to skip cross-validation"
-        raise CLIError(f"--cv {cv}: class {rare!r} of column {target!r} has only {counts.min()} labelled row(s), "
-                       f"fewer than the folds; {advice}")
+def _folder(table):
+    return Path(table).resolve().parent
 
 
 def fit(args, log, say):
@@ -120,24 +53,34 @@ def fit(args, log, say):
     if report_folder.exists() and not report_folder.is_dir():
         raise CLIError(f"report folder {str(report_folder)!r} is a file")
     check_folder_for(report_folder / "report.md" if report_folder.is_dir() else report_folder, "report folder")
+    check_device(args.device)
     table = read_table(args.table)
     check_columns(table, [args.image_col, args.text_col, args.target], args.table)
     labelled = table[table[args.target].notna()]
     notes = []
     if len(labelled) < len(table):
-        notes.append(f"{len(table) - len(labelled)} rows without a label in {args.target!r} are left out")
+        notes.append(f"{plural(len(table) - len(labelled), 'row')} without a label in {args.target!r} left out")
     y = labelled[args.target].to_numpy()
-    _check_target(y, args.target, args.cv)  # before any model work
+    check_target(y, args.target, args.cv)  # before any model work
     X = labelled[[args.image_col, args.text_col]]
-    folder = Path(args.table).resolve().parent
+    folder = _folder(args.table)
+    warn_if_texts_are_paths(X[args.text_col], folder, args.text_col, say)
     image, text = make_encoders(args, folder, args.on_error)
+    modalities = [(image, args.image_col), (text, args.text_col)]
     timings = {}
 
     start = time.perf_counter()
-    log(f"embedding {len(X)} images ({args.image_col!r}) and texts ({args.text_col!r})")
-    found = check_readability([(image, args.image_col), (text, args.text_col)], X)
+    log(f"checking and embedding {len(X)} images ({args.image_col!r}) and texts ({args.text_col!r})")
+    found = check_readability(modalities, X, policy=args.on_error)
     timings["embedding (each image and text once)"] = time.perf_counter() - start
-    X, y, usable = _apply_policy(found, args, X, y, notes)
+    note = enforce(found, policy=args.on_error, verb="used", table=args.table, folder=folder)
+    usable = found.usable
+    if note:
+        notes.append(note)
+    if found.reasons and args.on_error == "skip":
+        keep = ~X.index.isin(list(found.reasons))
+        X, y, usable = X[keep], y[keep], {column: ok[keep] for column, ok in usable.items()}
+        check_target(y, args.target, args.cv)
     for note in notes:
         say(note)
 
@@ -168,8 +111,11 @@ def fit(args, log, say):
     timings["final fit"] = time.perf_counter() - start
     save_model(pipeline, output)
     say(f"wrote {output}")
-    paths = write_report(report_folder, fused=fused, baselines=baselines, y=y, classes=pipeline.classes_,
-                         table_path=args.table, timings=timings, notes=notes)
+    settings = {"table": args.table, "image column": args.image_col, "text column": args.text_col,
+                "target": args.target, "image model": args.image_model, "text model": args.text_model,
+                "fusion": args.fusion, "estimator": repr(estimator), "folds": args.cv, "on error": args.on_error}
+    paths = write_report(report_folder, fused=fused, baselines=baselines, X=X, y=y, classes=pipeline.classes_,
+                         settings=settings, timings=timings, notes=notes)
     say(f"wrote the report to {report_folder}/ ({', '.join(p.name for p in paths)})")
 
 
@@ -197,24 +143,30 @@ def apply_runtime(fusion, args, folder, on_error):
 
 def predict(args, log, say):
     output = check_output(args.output, TABLE_FORMATS, "output")
+    if output.resolve() == Path(args.table).resolve():
+        raise CLIError(f"output {str(output)!r} is the input table: choose another file, the input is kept as it is")
+    check_device(args.device)
     model = load_model(args.model)
     fusion = _fusion_of(model, args.model)
     columns = [column for _, _, column in fusion.transformers_]
     table = read_table(args.table)
     check_columns(table, columns, args.table)
-    apply_runtime(fusion, args, Path(args.table).resolve().parent, args.on_error)
-    X = table[columns]
-    reasons = {}
-    if args.on_error in ("skip", "raise"):
-        log(f"reading and embedding {len(X)} rows")
-        found = check_readability([(encoder, column) for _, encoder, column in fusion.transformers_], X, fitted=True)
-        reasons = found.reasons
-        if reasons and args.on_error == "raise":
-            raise CLIError(f"{len(reasons)} row(s) of {args.table} cannot be predicted: "
-                           f"{found.describe(X.index.name)}. Use --on-error skip to write them without a "
-                           "prediction, or zero / nan to predict them from their other modality.")
-    good = ~X.index.isin(list(reasons))
     classes = model.classes_
+    new_columns = ["prediction", *(f"proba_{label}" for label in classes)] + (["reason"] if args.on_error == "skip"
+                                                                               else [])
+    clash = [column for column in new_columns if column in table.columns]
+    if clash:
+        raise CLIError(f"{args.table} already has column(s) {clash}, which the output would overwrite: rename them "
+                       "(or predict from the original table)")
+    folder = _folder(args.table)
+    apply_runtime(fusion, args, folder, args.on_error)
+    X = table[columns]
+    log(f"checking and embedding {len(X)} rows")
+    found = check_readability([(encoder, column) for _, encoder, column in fusion.transformers_], X,
+                              policy=args.on_error, fitted=True)
+    note = enforce(found, policy=args.on_error, verb="predicted", table=args.table, folder=folder)
+    skipped = set(found.reasons) if args.on_error == "skip" else set()
+    good = ~X.index.isin(list(skipped))
     probabilities = np.full((len(X), len(classes)), np.nan)
     if good.any():
         log(f"predicting {int(good.sum())} rows")
@@ -226,35 +178,41 @@ def predict(args, log, say):
     for i, label in enumerate(classes):
         out[f"proba_{label}"] = probabilities[:, i]
     if args.on_error == "skip":
-        out["reason"] = [reasons.get(label, "") for label in X.index]
-        if reasons:
-            say(f"{len(reasons)} rows without a prediction (--on-error skip): {found.describe(X.index.name)}")
+        out["reason"] = [found.reasons.get(label, "") if label in skipped else "" for label in X.index]
+    if note:
+        say(note)
     write_table(out, output)
-    say(f"wrote {int(good.sum())} predictions for {len(out)} rows to {output}")
+    say(f"wrote {plural(int(good.sum()), 'prediction')} for {plural(len(out), 'row')} to {output}")
 
 
 def embed(args, log, say):
     import pandas as pd
 
     output = check_output(args.output, TABLE_FORMATS, "output")
+    check_device(args.device)
     table = read_table(args.table)
     check_columns(table, [args.image_col, args.text_col], args.table)
-    image, text = make_encoders(args, Path(args.table).resolve().parent,
-                                "nan" if args.on_error == "skip" else args.on_error)
-    blocks, failed = [pd.DataFrame({"row_id": np.arange(len(table))}, index=table.index)], np.zeros(len(table), bool)
-    for encoder, column in ((image, args.image_col), (text, args.text_col)):
-        log(f"embedding {len(table)} {encoder._modality}s ({column!r})")
-        with warnings.catch_warnings():
-            if args.on_error == "skip":
-                warnings.simplefilter("ignore", UserWarning)  # the rows left out are reported below
-            embeddings, bad = encoder.fit(table[column]).encode(table[column])
-        failed |= bad
+    folder = _folder(args.table)
+    warn_if_texts_are_paths(table[args.text_col], folder, args.text_col, say)
+    image, text = make_encoders(args, folder, "nan" if args.on_error == "skip" else args.on_error)
+    modalities = [(image, args.image_col), (text, args.text_col)]
+    log(f"checking and embedding {len(table)} images ({args.image_col!r}) and texts ({args.text_col!r})")
+    found = check_readability(modalities, table, policy=args.on_error)
+    for encoder, column in modalities:  # a missing value cannot be embedded either
+        for label in table.index[table[column].isna()]:
+            found.reasons.setdefault(label, f"{column}: missing value")
+    note = enforce(found, policy=args.on_error, verb="embedded", table=args.table, folder=folder, per_row=False)
+    blocks = [pd.DataFrame({"row_id": np.arange(len(table))}, index=table.index)]
+    for encoder, column in modalities:
+        if args.on_error == "raise":
+            encoder.set_params(on_error="zero")  # every problem was reported above; none is left
+        embeddings, _ = encoder.fit(table[column]).encode(table[column])
         names = [f"{column}__{name}" for name in encoder.get_feature_names_out()]
         blocks.append(pd.DataFrame(embeddings, index=table.index, columns=names))
     out = pd.concat(blocks, axis=1)
-    if args.on_error == "skip" and failed.any():
-        say(f"{int(failed.sum())} rows left out (--on-error skip): "
-            + ", ".join(f"{table.index.name} {label}" for label in table.index[failed][:10]))
-        out = out[~failed]
+    if args.on_error == "skip":
+        out = out[~out.index.isin(list(found.reasons))]
+    if note:
+        say(note)
     write_table(out, output)
-    say(f"wrote {out.shape[0]} rows x {out.shape[1] - 1} embedding columns to {output}")
+    say(f"wrote {plural(out.shape[0], 'row')} x {out.shape[1] - 1} embedding columns to {output}")

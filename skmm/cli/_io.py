@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from .._files import atomic_write
 
 
 class CLIError(Exception):
@@ -60,6 +61,10 @@ def read_table(path):
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"cannot read table {str(path)!r}: it is not UTF-8 text ({exc.reason} at byte "
+                       f"{exc.start}); save it as UTF-8 (texts in other encodings can be decoded with "
+                       "skmm.datasets.decode_text_bytes first)") from None
     except Exception as exc:  # a parse error: say which file
         raise CLIError(f"cannot read table {str(path)!r}: {exc}") from exc
     if len(table) == 0:
@@ -75,26 +80,13 @@ def check_columns(table, columns, table_path):
         raise CLIError(f"column(s) {missing} not in {table_path} (its columns: {list(table.columns)})")
 
 
-def _atomic_write(path, write):
-    """``write(temporary_path)``, then renamed onto ``path``: a crash never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(frame, path):
     """Write ``frame`` (its columns only: the row labels are the CLI's, not the user's) as CSV or Parquet."""
     kind = TABLE_FORMATS[Path(path).suffix.lower()]
     if kind == "parquet":
-        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     else:
-        _atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, sep="\t" if kind == "tsv" else ","))
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, sep="\t" if kind == "tsv" else ","))
 
 
 def save_model(model, path):
@@ -102,11 +94,11 @@ def save_model(model, path):
     from .. import persistence
 
     if MODEL_FORMATS[Path(path).suffix.lower()] == "skops":
-        _atomic_write(path, lambda tmp: persistence.dump(model, tmp))
+        atomic_write(path, lambda tmp: persistence.dump(model, tmp))
     else:
         import joblib
 
-        _atomic_write(path, lambda tmp: joblib.dump(model, tmp))
+        atomic_write(path, lambda tmp: joblib.dump(model, tmp))
 
 
 def load_model(path):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-from ..encoders._base import ON_ERROR
-from ..encoders.image import DEFAULT_IMAGE_MODEL
-from ..encoders.text import DEFAULT_TEXT_MODEL
-from ..fusion import METHODS
+from .._defaults import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_METHODS, ON_ERROR
 
 ESTIMATORS = ("logreg", "mlp")
 ON_ERROR_CHOICES = (*ON_ERROR, "skip")
@@ -21,6 +19,12 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return value
+
+
+def _device(text):
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:1 or mps")
+    return text
 
 
 def _folds(text):
@@ -45,7 +49,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add_runtime_options(parser):
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="items per forward pass")
     parser.add_argument("--cache", default="auto",
                         help="embedding cache folder, shared across runs; auto: $SKMM_CACHE_DIR, else in memory")
@@ -100,7 +105,7 @@ def build_parser(version):
                     "precision / recall / F1, confusion matrix, timings) and save the fitted pipeline.")
     fit.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(fit, target=True)
-    fit.add_argument("--fusion", choices=METHODS, default="concat", help="early fusion method")
+    fit.add_argument("--fusion", choices=FUSION_METHODS, default="concat", help="early fusion method")
     fit.add_argument("--estimator", choices=ESTIMATORS, default="logreg",
                      help="final classifier: LogisticRegression() or TorchMLPClassifier(), at their defaults")
     fit.add_argument("--cv", type=_folds, default=5, help="cross-validation folds for the report; 0 skips it")
@@ -108,7 +113,8 @@ def build_parser(version):
                      help="model file to write: .skops (safe to load), or .joblib / .pkl (pickle: trusted files only)")
     fit.add_argument("--report", default=None,
                      help="report folder; none given: next to the model, named after it (model_report/ for model.skops)")
-    _add_on_error(fit, "zero / nan: keep the row, from its other modality; skip: leave the row out")
+    _add_on_error(fit, "zero or nan (the same here): keep the row, from its other modality, as if that value were "
+                       "missing; skip: leave the row out")
     _add_runtime_options(fit)
 
     predict = commands.add_parser(
@@ -118,8 +124,8 @@ def build_parser(version):
     predict.add_argument("model", metavar="MODEL", help="a file written by 'skmm fit'")
     predict.add_argument("table", metavar="TABLE", help="CSV or Parquet file with the model's columns")
     predict.add_argument("-o", "--output", required=True, help="CSV or Parquet file to write")
-    _add_on_error(predict, "zero / nan: predict the row from its other modality; skip: no prediction for the "
-                           "row, the reason in a 'reason' column")
+    _add_on_error(predict, "zero or nan (the same here): predict the row from its other modality; skip: no "
+                           "prediction for the row, the reason in a 'reason' column")
     _add_runtime_options(predict)
 
     embed = commands.add_parser(

@@ -20,6 +20,8 @@ class CVResult:
     scores: dict = field(default_factory=lambda: {metric: [] for metric in METRICS})
     seconds: list = field(default_factory=list)
     predictions: object = None
+    probabilities: object = None
+    classes: object = None
 
     def summary(self, metric):
         values = self.scores[metric]
@@ -39,34 +41,51 @@ def cross_validate(name, pipeline, X, y, folds, log):
     from sklearn.base import clone
 
     result = CVResult(name, rows=len(X))
-    predictions = np.empty_like(y)
+    predictions, probabilities = np.empty_like(y), None
     for i, (train, test) in enumerate(folds, start=1):
         start = time.perf_counter()
         model = clone(pipeline).fit(X.iloc[train], y[train])
-        predictions[test] = model.predict(X.iloc[test])
+        proba = model.predict_proba(X.iloc[test])
+        if probabilities is None:
+            probabilities, result.classes = np.full((len(X), proba.shape[1]), np.nan), model.classes_
+        probabilities[test] = proba
+        predictions[test] = model.classes_[proba.argmax(axis=1)]
         result.seconds.append(time.perf_counter() - start)
         for metric in METRICS:
             result.scores[metric].append(float(_score(metric, y[test], predictions[test])))
         log(f"  {name}: fold {i}/{len(folds)} accuracy {result.scores['accuracy'][-1]:.3f} "
             f"({result.seconds[-1]:.1f} s)")
-    result.predictions = predictions
+    result.predictions, result.probabilities = predictions, probabilities
     return result
 
 
-def write_report(folder, *, fused, baselines, y, classes, table_path, timings, notes):
-    """Write ``report.md``, ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv`` / ``.png`` and
-    ``out_of_fold_predictions.csv`` to ``folder``; return the paths written."""
+_FILES = ("report.md", "metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png",
+          "out_of_fold_predictions.csv")
+
+
+def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, notes):
+    """Write ``report.md``, ``metrics.json`` and, with cross-validation, ``per_class.csv``,
+    ``confusion_matrix.csv`` / ``.png`` and ``out_of_fold_predictions.csv`` to ``folder`` (replacing what an
+    earlier run wrote there); return the paths written."""
     import pandas as pd
     from sklearn.metrics import classification_report, confusion_matrix
 
     folder.mkdir(parents=True, exist_ok=True)
+    for name in _FILES:  # a file this run does not write must not be left from an earlier one
+        (folder / name).unlink(missing_ok=True)
     written = []
-    metrics = {"table": str(table_path), "rows": int(len(y)), "classes": [str(c) for c in classes],
-               "timings_seconds": timings, "notes": notes}
-    lines = [f"# skmm fit report: {table_path}", "", f"{len(y)} labelled rows, {len(classes)} classes: "
-             + ", ".join(f"{c} ({int(np.sum(y == c))})" for c in classes), ""]
+    majority = max(np.mean(y == c) for c in classes)
+    metrics = {"settings": settings, "rows": int(len(y)), "classes": [str(c) for c in classes],
+               "majority_class_accuracy": float(majority), "timings_seconds": timings, "notes": notes}
+    lines = [f"# skmm fit report: {settings['table']}", "",
+             f"{len(y)} labelled rows, {len(classes)} classes: "
+             + ", ".join(f"{c} ({int(np.sum(y == c))})" for c in classes)
+             + f". Always predicting the most frequent class would score {majority:.3f} accuracy.", "",
+             "| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in settings.items()] + [""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
-    if fused is not None:
+    if fused is None:
+        lines += ["Cross-validation skipped (--cv 0): no scores, per-class report or confusion matrix.", ""]
+    else:
         results = [fused, *baselines]
         metrics["cross_validation"] = {r.name: {"rows": r.rows, "scores": r.scores, "seconds": r.seconds}
                                        for r in results}
@@ -74,6 +93,7 @@ def write_report(folder, *, fused, baselines, y, classes, table_path, timings, n
                   "| model | rows | " + " | ".join(METRICS.values()) + " |",
                   "|---|---|" + "---|" * len(METRICS)]
         lines += [f"| {r.name} | {r.rows} | " + " | ".join(r.summary(m) for m in METRICS) + " |" for r in results]
+        lines += [f"| always the most frequent class | {len(y)} | {majority:.3f} | | |"]
         report = classification_report(y, fused.predictions, labels=classes, output_dict=True, zero_division=0)
         per_class = pd.DataFrame({str(c): report[str(c)] for c in classes}).T
         per_class.index.name = "class"
@@ -89,17 +109,20 @@ def write_report(folder, *, fused, baselines, y, classes, table_path, timings, n
         lines += ["", "## Confusion matrix (each row: where that class's rows went; rows sum to 1)", "",
                   "| | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(classes)]
         lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for name, row in frame.iterrows()]
-        pd.DataFrame({"label": y, "prediction": fused.predictions}).to_csv(folder / "out_of_fold_predictions.csv",
-                                                                          index=False)
+        out_of_fold = pd.DataFrame({X.index.name or "row": X.index, "label": y, "prediction": fused.predictions})
+        for j, label in enumerate(fused.classes):
+            out_of_fold[f"proba_{label}"] = fused.probabilities[:, j]
+        out_of_fold.to_csv(folder / "out_of_fold_predictions.csv", index=False)
+        title = f"{settings['fusion']} fusion + {settings['estimator'].split('(')[0]}"
         written += [folder / "per_class.csv", folder / "confusion_matrix.csv", folder / "out_of_fold_predictions.csv",
-                    _plot_confusion_matrix(matrix, classes, folder / "confusion_matrix.png")]
+                    _plot_confusion_matrix(matrix, classes, folder / "confusion_matrix.png", title)]
     lines += ["", "## Timings", ""] + [f"- {stage}: {seconds:.1f} s" for stage, seconds in timings.items()]
     (folder / "report.md").write_text("\n".join(lines) + "\n")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
     return [folder / "report.md", folder / "metrics.json", *written]
 
 
-def _plot_confusion_matrix(matrix, classes, path):
+def _plot_confusion_matrix(matrix, classes, path, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +133,7 @@ def _plot_confusion_matrix(matrix, classes, path):
     figure, axes = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay(matrix, display_labels=[str(c) for c in classes]).plot(
         ax=axes, colorbar=False, values_format=".2f", xticks_rotation=45 if len(classes) > 4 else "horizontal")
-    axes.set_title("Out-of-fold confusion matrix\n(each true class's rows sum to 1)")
+    axes.set_title(f"{title}: out-of-fold confusion matrix\n(each true class's rows sum to 1)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

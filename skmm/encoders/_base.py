@@ -16,12 +16,13 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _registry
+from .._defaults import ON_ERROR
 from .._batching import run_batched
 from .._cache import fetch_or_compute, make_key, resolve_cache
 from .._device import PRECISIONS, resolve_device, resolve_precision
 from .._inputs import as_item_list, is_missing, row_name
+from ._backends import BACKENDS, CompiledModel, backend_version, export_folder, export_onnx, resolve_backend
 
-ON_ERROR = ("raise", "zero", "nan")
 # Bump when a change to skmm alters embeddings, so old cache entries are not reused.
 _EMBEDDING_VERSION = 1
 
@@ -63,6 +64,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         "progress": ["boolean"],
         "cache": [str, os.PathLike, joblib.Memory, None, Options(bool, {False})],
         "on_error": [StrOptions(set(ON_ERROR))],
+        "backend": [StrOptions(set(BACKENDS))],
     }
 
     # -- sklearn API -------------------------------------------------------
@@ -85,6 +87,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self._validate_params()
         resolve_cache(self.cache)  # raises on a value of the right type that names no cache
         resolve_precision(self.precision, resolve_device(self.device))
+        resolve_backend(self.backend, resolve_device(self.device), self._modality)  # missing: said before any work
         self._validate_params_extra()
         _, _, column = as_item_list(X, input_name=self._modality + "s")
         self.n_features_in_ = 1
@@ -136,12 +139,15 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         embeddings, problems, index, column = self.encode_rows(X)
         return self._apply_error_policy(embeddings, problems, index, column)
 
-    def encode_rows(self, X):
+    def encode_rows(self, X, trunk=None):
         """The steps of :meth:`encode` but the error policy: embeddings (NaN where an item failed), and
         what went wrong where (position -> message), the row labels and the column name.
 
         Under ``on_error="raise"`` a bad item found by the cheap checks still
-        raises at once; later failures are returned.
+        raises at once; later failures are returned. With ``trunk`` (see
+        :mod:`skmm.encoders._trunks`), each item's output of that part of the
+        model instead, as a list of arrays of any shape (None where it failed),
+        cached under its own keys.
         """
         check_is_fitted(self, "fingerprint_")
         items, index, column = as_item_list(X, input_name=self._modality + "s")
@@ -151,20 +157,27 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if problems and self.on_error == "raise":
             raise self._error(problems, index, column)  # before any model work is spent
         cache = resolve_cache(self.cache)
-        rows_by_key = self._rows_by_content(items, [p for p in range(len(items)) if p not in problems], cache)
+        fingerprint = self.fingerprint_ if trunk is None else joblib.hash((self.fingerprint_, trunk.spec))
+        rows_by_key = self._rows_by_content(items, [p for p in range(len(items)) if p not in problems], cache,
+                                            fingerprint)
 
         def compute(keys):
-            embedded, failures = self._embed_uncached([items[rows_by_key[key][0]] for key in keys], desc=column)
+            embedded, failures = self._embed_uncached([items[rows_by_key[key][0]] for key in keys], desc=column,
+                                                      trunk=trunk)
             failed = {keys[i]: message for i, message in failures.items()}
             return {key: embedded[i] for i, key in enumerate(keys) if key not in failed}, failed
 
         values, failures = fetch_or_compute(cache, rows_by_key, compute, chunk=4 * self.batch_size)
-        embeddings = np.full((len(items), self.embedding_dim_), np.nan, dtype=np.float32)
+        embeddings = (np.full((len(items), self.embedding_dim_), np.nan, dtype=np.float32) if trunk is None
+                      else [None] * len(items))
         for key, rows in rows_by_key.items():
-            if key in values:
+            if key not in values:
+                problems.update({p: failures[key] for p in rows})
+            elif trunk is None:
                 embeddings[rows] = values[key]
             else:
-                problems.update({p: failures[key] for p in rows})
+                for p in rows:
+                    embeddings[p] = values[key]
         return embeddings, problems, index, column
 
     @property
@@ -204,12 +217,12 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 problems[position] = message
         return problems
 
-    def _rows_by_content(self, items, positions, cache):
+    def _rows_by_content(self, items, positions, cache, fingerprint):
         """Content key -> the positions holding that content (``("row", p)`` where no key can be made)."""
         rows = {}
         for p in positions:
             digest = self._safe_digest(items[p]) if cache is not None else None
-            key = make_key(self.fingerprint_, digest) if digest is not None else ("row", p)
+            key = make_key(fingerprint, digest) if digest is not None else ("row", p)
             rows.setdefault(key, []).append(p)
         return rows
 
@@ -233,7 +246,25 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return names[0] if names is not None else self._modality
 
     def _registry_key(self):
-        return (type(self).__name__, self.device_, joblib.hash(self._embedding_spec()))
+        return (type(self).__name__, self.device_, joblib.hash(self._embedding_spec()), self._resolved_backend())
+
+    def _resolved_backend(self):
+        return resolve_backend(self.backend, self.device_, self._modality)
+
+    def _compile(self, make, input_names, state):
+        """The model compiled by the resolved backend (exported once, then read from disk), or None for torch.
+
+        ``make()`` returns ``(module, example_inputs, dynamic_axes)`` for the export; ``state``: the weights
+        that came in a pickle, when they have no name.
+        """
+        backend = self._resolved_backend()
+        if backend == "torch":
+            return None
+        key = dict(self._embedding_spec(), encoder=type(self).__name__, inputs=list(input_names),
+                   backend=backend_version(backend), exporter=backend_version("torch"),
+                   state=None if state is None else joblib.hash({k: v.detach().cpu().numpy() for k, v in state.items()}))
+        path = export_onnx(key, export_folder(self.cache), make, input_names)
+        return CompiledModel(backend, path, input_names)
 
     def _get_bundle(self):
         """The loaded model, from the process-wide registry (loaded on first use)."""
@@ -264,13 +295,15 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in bundle.module.state_dict().items()}
 
     def _runtime_spec(self):
-        """Settings resolved at run time that change embeddings but not the loaded model."""
-        return {}
+        """Settings resolved at run time that change embeddings but not the loaded model (torch: none, so
+        caches made before backends existed stay valid)."""
+        backend = self._resolved_backend()
+        return {} if backend == "torch" else {"backend": backend_version(backend)}
 
-    def _embed_uncached(self, items, desc=None):
+    def _embed_uncached(self, items, desc=None, trunk=None):
         bundle = self._get_bundle()
         device = resolve_device(self.device_)
-        prepare, collate, forward = self._pipeline(bundle)
+        prepare, collate, forward = self._pipeline(bundle) if trunk is None else trunk.pipeline(self, bundle)
         return run_batched(
             items,
             prepare=prepare,

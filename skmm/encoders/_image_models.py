@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-DEFAULT_IMAGE_MODEL = "skmm:efficientnet_lite0"
+from .._defaults import DEFAULT_IMAGE_MODEL  # noqa: F401  (re-exported)
+
 _OFFLINE_MODELS = {"efficientnet_lite0": "tf_efficientnet_lite0"}
 _RANDOM_INIT_SEED = 0
 

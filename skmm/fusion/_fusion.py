@@ -11,12 +11,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
+from .._defaults import FUSION_METHODS
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
 from ._blocks import (as_frame, block_spread, check_weights, encode_modalities, expand, read_modalities,
                       reject_rows_without_a_modality, weighted_mean)
 from ._gating import ModalityGate
 
-METHODS = ("concat", "average", "weighted", "gated")
+METHODS = FUSION_METHODS
 ALIGNMENTS = ("auto", "supervised", "cca", "pca")
 
 
