@@ -16,6 +16,8 @@ _WHERE = {
     "TextEncoder": ".encoders",
     "ModalityFusion": ".fusion",
     "make_fusion": ".fusion",
+    "MultimodalNetClassifier": ".estimators",
+    "MultimodalNetRegressor": ".estimators",
     "TorchMLPClassifier": ".estimators",
     "TorchMLPRegressor": ".estimators",
     "make_late_fusion": ".estimators",

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._device import resolve_device
-from ._training import (History, Stopping, Trainer, inference_device, make_optimizer,
+from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, inference_device, make_optimizer,
                         warn_if_no_better_than_baseline)
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "silu": nn.SiLU}
@@ -39,23 +39,10 @@ class _BaseTorchMLP(BaseEstimator):
     """Shared fitting and prediction; see the two public classes for the parameters."""
 
     _parameter_constraints = {
-        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        **TRAINING_CONSTRAINTS,
         "activation": [StrOptions(set(_ACTIVATIONS))],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
         "standardize": [StrOptions({"global", "features"}), Options(bool, {False})],
-        "optimizer": [StrOptions({"adam", "adamw", "sgd"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": [StrOptions({"auto"}), "boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(self, hidden_layer_sizes=(256,), *, activation="relu", dropout=0.1, standardize="global",

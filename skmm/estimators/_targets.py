@@ -215,3 +215,95 @@ class RegressionTargets:
         coder.n_outputs = state.pop("_n_outputs")
         state.pop("_loss_weights", None)
         return coder
+
+
+class TaskTargets:
+    """Several target columns, one head each: class columns by cross-entropy, numeric ones by squared error.
+
+    Targets travel as a dict ``{"t0": tensor, "t1": tensor, ...}`` and the
+    network returns one output per task; the loss is the weighted sum of the
+    tasks' losses, the score the mean of their scores (accuracy, R²).
+    """
+
+    def __init__(self, regression, class_weight=None, label_smoothing=0.0, task_weights=None):
+        self.regression = regression
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+        self.task_weights = task_weights
+
+    @staticmethod
+    def _columns(y):
+        """The target's columns, each with its own dtype (a DataFrame's columns stay apart)."""
+        if hasattr(y, "iloc") and getattr(y, "ndim", 1) == 2:
+            return [y.iloc[:, j].to_numpy() for j in range(y.shape[1])]
+        y = np.asarray(y)
+        return [column for column in y.reshape(len(y), -1).T]
+
+    @staticmethod
+    def _continuous(column):
+        if column.dtype.kind in "iub":
+            return False
+        try:
+            values = column.astype(np.float64)
+        except (TypeError, ValueError):
+            return False
+        return type_of_target(values) == "continuous"
+
+    def fit(self, y):
+        self.one_d = np.ndim(y) == 1
+        self.coders = []
+        for column in self._columns(y):
+            if self.regression or self._continuous(column):
+                self.coders.append(RegressionTargets().fit(column.astype(np.float64)))
+                continue
+            self.coders.append(ClassTargets(self.class_weight).fit(column))
+        weights = np.ones(len(self.coders)) if self.task_weights is None else np.asarray(self.task_weights, float)
+        if weights.shape != (len(self.coders),) or np.any(weights < 0):
+            raise ValueError(f"task_weights must hold one non-negative weight per target column "
+                             f"({len(self.coders)}), got {self.task_weights!r}")
+        self.weights_ = weights
+        self.n_outputs = [coder.n_outputs for coder in self.coders]
+        return self
+
+    def encode(self, y):
+        encoded = {}
+        for j, (coder, column) in enumerate(zip(self.coders, self._columns(y))):
+            value = coder.encode(column.astype(np.float64) if isinstance(coder, RegressionTargets) else column)
+            encoded[f"t{j}"] = value.reshape(len(value), -1) if isinstance(coder, RegressionTargets) else value
+        return encoded
+
+    def tensors(self, encoded, device, rows=None):
+        return {key: torch.as_tensor(value if rows is None else value[rows], device=device,
+                                     dtype=coder.dtype)
+                for (key, value), coder in zip(encoded.items(), self.coders)}
+
+    def loss(self, device):
+        losses = []
+        for coder in self.coders:
+            loss = coder.loss(device)
+            if isinstance(loss, nn.CrossEntropyLoss):
+                loss.label_smoothing = float(self.label_smoothing)
+            losses.append(loss)
+        weights = self.weights_
+
+        def total(outputs, targets):
+            return sum(w * loss(output.float(), targets[f"t{j}"])
+                       for j, (w, loss, output) in enumerate(zip(weights, losses, outputs)))
+        return total
+
+    def score(self, outputs, targets):
+        return float(np.mean([coder.score(output.float(), targets[f"t{j}"])
+                              for j, (coder, output) in enumerate(zip(self.coders, outputs))]))
+
+    def baseline(self, targets):
+        return float(np.mean([coder.baseline(targets[f"t{j}"]) for j, coder in enumerate(self.coders)]))
+
+    def margin(self, baseline, n_rows):
+        return float(np.mean([coder.margin(baseline, n_rows) for coder in self.coders]))
+
+    def stratify(self, encoded, validation_fraction):
+        first = encoded["t0"]
+        return self.coders[0].stratify(first, validation_fraction)
+
+    def is_classification(self, j):
+        return isinstance(self.coders[j], ClassTargets)

@@ -13,10 +13,31 @@ import copy
 import warnings
 from dataclasses import dataclass, field
 
+from numbers import Integral, Real
+
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
+
+# The training parameters every skmm torch estimator takes, with their constraints (one place for both).
+TRAINING_CONSTRAINTS = {
+    "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "optimizer": [StrOptions({"adam", "adamw", "sgd"})],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "early_stopping": [StrOptions({"auto"}), "boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str, torch.device],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 def make_optimizer(name, parameters, *, learning_rate, weight_decay, momentum):
@@ -170,8 +191,11 @@ def _length(batch):
 
 
 def _join(parts):
+    """Batches of outputs or targets joined: tensors, lists of tensors (one per task) or dicts of tensors."""
     if torch.is_tensor(parts[0]):
         return torch.cat(parts)
+    if isinstance(parts[0], (list, tuple)):
+        return [torch.cat([part[i] for part in parts]) for i in range(len(parts[0]))]
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 

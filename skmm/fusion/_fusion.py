@@ -166,7 +166,10 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     # _BaseComposition's nested get_params / set_params ("image__batch_size")
     @property
     def _transformers(self):
-        return [(name, transformer) for name, transformer, _ in self.transformers]
+        try:
+            return [(name, transformer) for name, transformer, _ in self.transformers]
+        except (TypeError, ValueError):  # not (yet) a list of triples: fit says so
+            return []
 
     @_transformers.setter
     def _transformers(self, value):

@@ -1,0 +1,338 @@
+"""What MultimodalNetClassifier and MultimodalNetRegressor share: fitting one network end to end on a table."""
+
+from __future__ import annotations
+
+import copy
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.validation import check_is_fitted
+
+from .._device import resolve_device
+from ..fusion._blocks import as_frame, present_mask, reject_rows_without_a_modality
+from ._mlp_base import _AUTO_EARLY_STOPPING_ROWS
+from ._net_data import ModalityData, build_top, run_trunk
+from ._net_modules import FUSIONS, Fusion, MultimodalNet
+from ._targets import TaskTargets
+from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, inference_device, make_optimizer,
+                        warn_if_no_better_than_baseline)
+
+
+class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
+    """See MultimodalNetClassifier for the parameters."""
+
+    _regression = False
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "modalities": [list],
+        "fusion": [StrOptions(set(FUSIONS))],
+        "train_blocks": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"}), dict],
+        "fusion_width": [Interval(Integral, 1, None, closed="left")],
+        "backbone_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "augment": ["boolean"],
+        "n_views": [Interval(Integral, 1, None, closed="left")],
+        "task_weights": ["array-like", None],
+    }
+
+    def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
+                 dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
+                 warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, random_state=None,
+                 device="auto", verbose=0):
+        self.modalities = modalities
+        self.fusion = fusion
+        self.train_blocks = train_blocks
+        self.fusion_width = fusion_width
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.backbone_learning_rate = backbone_learning_rate
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.augment = augment
+        self.n_views = n_views
+        self.task_weights = task_weights
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- nested parameters ("image__batch_size"), as ModalityFusion ----------------
+    @property
+    def _modalities(self):
+        try:
+            return [(name, encoder) for name, encoder, _ in self.modalities]
+        except (TypeError, ValueError):  # not (yet) a list of triples: fit says so
+            return []
+
+    @_modalities.setter
+    def _modalities(self, value):
+        self.modalities = [(name, encoder, column) for (name, encoder), (_, _, column) in zip(value, self.modalities)]
+
+    def get_params(self, deep=True):
+        return self._get_params("_modalities", deep=deep)
+
+    def set_params(self, **params):
+        self._set_params("_modalities", **params)
+        return self
+
+    # -- fitting -------------------------------------------------------------------
+    def fit(self, X, y):
+        """Run each modality's frozen trunk once per item, then train the top blocks, fusion and heads.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+            The table: the modalities' columns (image paths, bytes, arrays; texts).
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            One column per task.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        frame, y = self._check_table(X, y, reset=True)
+        self._targets = self._target_coder().fit(y)
+        self.device_ = str(resolve_device(self.device))
+        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        data, tops = self._prepare(frame, fitting=True)
+        self._build(tops)
+        targets = self._targets.encode(y)
+        rows = np.arange(len(frame))
+        train, validation = rows, None
+        if self._early_stopping_on(len(rows)):
+            stratify = self._targets.stratify(targets, self.validation_fraction)
+            train, validation = train_test_split(rows, test_size=self.validation_fraction, random_state=self._seed,
+                                                 stratify=None if stratify is None else stratify)
+        if self.augment:
+            self._add_views(frame, data, train)
+        self._train(data, targets, train, validation)
+        return self
+
+    def _check_table(self, X, y, reset):
+        frame = as_frame(X)
+        if reset:
+            self.n_features_in_ = frame.shape[1]
+            if all(isinstance(c, str) for c in frame.columns):
+                self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        if len(frame) == 0:
+            raise ValueError("X is empty: at least one row is required")
+        if y is not None:
+            y = y if hasattr(y, "iloc") else np.asarray(y)
+            if len(y) != len(frame):
+                raise ValueError(f"X has {len(frame)} rows but y has {len(y)}")
+        return frame, y
+
+    def _modality_list(self):
+        if not self.modalities or any(not isinstance(m, tuple) or len(m) != 3 for m in self.modalities):
+            raise ValueError("modalities must be a non-empty list of (name, encoder, column) triples")
+        self._validate_names([name for name, _, _ in self.modalities])
+        return self.modalities
+
+    def _prepare(self, frame, fitting):
+        """Per modality, the trunk outputs for the rows of ``frame``; when fitting, also the encoders and tops."""
+        if fitting:
+            self.modalities_, self._trunks = [], []
+        masks = []
+        for name, _, column in (self._modality_list() if fitting else self.modalities_):
+            if column not in frame.columns:
+                raise ValueError(f"modality {name!r} reads column {column!r}, which X does not have "
+                                 f"(columns: {list(frame.columns)})")
+            masks.append(present_mask(frame[column]))
+        reject_rows_without_a_modality(masks, frame.index, [c for _, _, c in (self.modalities_ if not fitting
+                                                                              else self.modalities)])
+        data, tops = [], []
+        for m, mask in enumerate(masks):
+            if fitting:
+                name, encoder, column = self.modalities[m]
+                encoder = clone(encoder).fit(frame[column][mask])
+                trunk, top, sequence = build_top(encoder, name, self.train_blocks, self.fusion)
+                self.modalities_.append((name, encoder, column))
+                self._trunks.append((trunk, sequence))
+                tops.append(top)
+            name, encoder, column = self.modalities_[m]
+            trunk, sequence = self._trunks[m]
+            outputs, problems = run_trunk(encoder, trunk, frame[column][mask]) if mask.any() else ([], {})
+            if problems and encoder.on_error == "raise":
+                raise encoder._error(problems, frame[column][mask].index, column)
+            full = [None] * len(frame)
+            for position, row in enumerate(np.flatnonzero(mask)):
+                full[row] = outputs[position]
+            present = np.array([value is not None for value in full])
+            kind = "text" if sequence else "image"
+            data.append(ModalityData(kind, sequence, present, [full]))
+        reject_rows_without_a_modality([d.present for d in data], frame.index,
+                                       [c for _, _, c in self.modalities_], after="could be read")
+        if fitting:  # what an absent modality looks like in a batch, even where no row has it
+            self._input_shapes = [next(a for a in d.views[0] if a is not None).shape[-1:] if d.sequence
+                                  else next(a for a in d.views[0] if a is not None).shape for d in data]
+        return data, tops
+
+    def _add_views(self, frame, data, train):
+        """``n_views - 1`` augmented views of the training rows' images, each computed once per item."""
+        for (name, encoder, column), (trunk, _), modality in zip(self.modalities_, self._trunks, data):
+            if modality.kind != "image" or not hasattr(trunk, "split"):
+                continue
+            rows = [r for r in train if modality.present[r]]
+            for view in range(1, self.n_views):
+                outputs, _ = run_trunk(encoder, trunk, frame[column].iloc[rows], view=view)
+                extra = list(modality.views[0])
+                for row, output in zip(rows, outputs):
+                    if output is not None:
+                        extra[row] = output
+                modality.views.append(extra)
+
+    def _build(self, tops):
+        widths = [top.width for top in tops]
+        fusion = Fusion(self.fusion, widths, self.fusion_width, self.dropout)
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(int(s) for s in sizes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, sizes, self.dropout)
+        self.network_.to(self.device_)
+        self._architecture = {"widths": widths, "hidden": sizes}
+
+    def _early_stopping_on(self, n_rows):
+        if self.early_stopping == "auto":
+            return n_rows * self.validation_fraction >= _AUTO_EARLY_STOPPING_ROWS
+        return bool(self.early_stopping)
+
+    def _batches(self, data, targets, rows, rng=None):
+        """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""
+        device = self.device_
+        order = rows if rng is None else rng.permutation(rows)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            inputs = {"present": torch.as_tensor(np.column_stack([d.present[batch] for d in data]), device=device)}
+            for m, modality in enumerate(data):
+                views = (rng.integers(0, len(modality.views), len(batch)) if rng is not None
+                         else np.zeros(len(batch), dtype=int))
+                x, mask = modality.batch(batch, views, device)
+                if x is None:  # no row of the batch has it: zeros of the trunk's shape
+                    x, mask = self._absent_like(m, modality, len(batch))
+                inputs[f"x{m}"] = x
+                if mask is not None:
+                    inputs[f"mask{m}"] = mask
+            yield inputs, self._targets.tensors(targets, device, batch) if targets is not None else None
+
+    def _absent_like(self, m, modality, n):
+        shape = tuple(self._input_shapes[m])
+        if modality.sequence:
+            return (torch.zeros((n, 1, *shape), device=self.device_),
+                    torch.zeros((n, 1), dtype=torch.long, device=self.device_))
+        return torch.zeros((n, *shape), device=self.device_), None
+
+    def _train(self, data, targets, train, validation):
+        net = self.network_
+        backbone = [p for branch in net.branches for p in branch.parameters() if p.requires_grad]
+        ids = {id(p) for p in backbone}
+        rest = [p for p in net.parameters() if id(p) not in ids]
+        groups = [{"params": rest, "lr": self.learning_rate}]
+        if backbone and self.backbone_learning_rate > 0:
+            groups.append({"params": backbone, "lr": self.backbone_learning_rate})
+        for p in backbone if self.backbone_learning_rate == 0 else ():
+            p.requires_grad_(False)
+        optimizer = make_optimizer(self.optimizer, groups, learning_rate=self.learning_rate,
+                                   weight_decay=self.weight_decay, momentum=0.9)
+        steps = self.max_epochs * math.ceil(len(train) / self.batch_size)
+        warmup = max(1, int(self.warmup * steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * (
+            0.5 * (1 + math.cos(math.pi * min(1.0, max(0, step - warmup) / max(1, steps - warmup))))))
+        self._history = History()
+        rng = np.random.default_rng(self._seed)
+        checked = list(self._batches(data, targets, validation if validation is not None else train))
+        baseline = self._targets.baseline(_join_targets([t for _, t in checked]))
+        trainer = Trainer(net, optimizer, self._targets.loss(self.device_), score=self._targets.score,
+                          scheduler=scheduler, verbose=self.verbose, name=type(self).__name__)
+        device = torch.device(self.device_)
+        n_checked = len(validation) if validation is not None else len(train)
+        trainer.run(lambda: self._batches(data, targets, train, rng), self._history, epochs=self.max_epochs,
+                    validation_batches=checked if validation is not None else None,
+                    stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
+                                      self._targets.margin(baseline, n_checked)),
+                    seed=self._seed, devices=[device.index or 0] if device.type == "cuda" else [])
+        _, score = trainer.validation_step(checked)
+        warn_if_no_better_than_baseline(self, score, baseline, "validation" if validation is not None else "training")
+        self.n_iter_, self.loss_curve_ = self._history.n_epochs, list(self._history.loss)
+        self.validation_loss_curve_ = list(self._history.validation_loss)
+        self.validation_score_curve_ = list(self._history.validation_score)
+        self.best_epoch_ = self._history.best_epoch
+        self._inference = self._inference_copy()
+
+    def _inference_copy(self):
+        # float64: a row's prediction must not depend on the rows it is batched with.
+        return copy.deepcopy(self.network_).double().to(inference_device(self.device_)).eval()
+
+    # -- predicting -----------------------------------------------------------------
+    def _outputs(self, X):
+        """Per task, the network's outputs for the rows of ``X`` (numpy, float64)."""
+        check_is_fitted(self, "network_")
+        frame, _ = self._check_table(X, None, reset=False)
+        data, _ = self._prepare(frame, fitting=False)
+        net = self._inference
+        device = next(net.parameters()).device
+        outputs = [[] for _ in self._targets.coders]
+        with torch.inference_mode():
+            for inputs, _ in self._batches(data, None, np.arange(len(frame))):
+                inputs = {k: (v.to(device).double() if v.is_floating_point() else v.to(device))
+                          for k, v in inputs.items()}
+                for j, output in enumerate(net(inputs)):
+                    outputs[j].append(self._targets.coders[j].output_transform(output))
+        return [torch.cat(parts).cpu().numpy() for parts in outputs]
+
+    def _predicted_columns(self, X):
+        """Per task, the decoded predictions (labels or values) for the rows of ``X``."""
+        outputs = self._outputs(X)
+        return [coder.decode(out).reshape(len(out)) for coder, out in zip(self._targets.coders, outputs)]
+
+    # -- persistence: only the trained weights; the frozen parts reload from their names --------
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        network = state.pop("network_", None)
+        state.pop("_inference", None)
+        if network is not None:
+            state["_network_weights"] = {k: v.detach().cpu().numpy() for k, v in network.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        weights = state.pop("_network_weights", None)
+        super().__setstate__(state)
+        if weights is None:
+            return
+        self.device_ = str(resolve_device(self.device_, fallback=True))
+        tops = [build_top(encoder, name, self.train_blocks, self.fusion)[1] for name, encoder, _ in self.modalities_]
+        fusion = Fusion(self.fusion, self._architecture["widths"], self.fusion_width, self.dropout)
+        self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, self._architecture["hidden"],
+                                      self.dropout)
+        self.network_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+        self.network_.to(self.device_).eval()
+        self._inference = self._inference_copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The input is a table of images and texts, not a numeric matrix: sklearn's data-driven checks do not
+        # apply (tests/test_multimodal_net.py runs the API checks and tests the same properties on real items).
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _join_targets(parts):
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

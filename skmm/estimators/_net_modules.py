@@ -1,0 +1,153 @@
+"""The torch modules of a MultimodalNet: each modality's trainable top, the fusion, the task heads.
+
+A modality's input is what its frozen trunk made of each row (see
+``skmm.encoders._trunks``), padded into a batch: image feature maps
+``(B, C, H, W)``, text hidden states ``(B, T, D)`` with their token mask, or
+pooled embeddings ``(B, D)`` when nothing of that backbone trains. A row
+without the modality has zeros there and ``present`` False.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..encoders._trunks import run_text_layers
+from ._mlp_base import build_mlp
+
+FUSIONS = ("concat", "average", "weighted", "gated", "attention")
+
+
+def _keep_norm_statistics(module):
+    """Batch norms of pretrained blocks keep their running statistics (small batches would spoil them)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.eval()
+
+
+class ImageTop(nn.Module):
+    """The trainable top blocks of a CNN (possibly none); returns its regions and their average."""
+
+    def __init__(self, units, width):
+        super().__init__()
+        self.units = units
+        self.width = width
+
+    def forward(self, x, mask=None):
+        if x.ndim == 2:  # pooled embeddings: nothing of the backbone trains
+            return None, None, x
+        x = self.units(x) if len(self.units) else x
+        regions = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        return regions, None, regions.mean(dim=1)
+
+    def train(self, mode=True):
+        super().train(mode)
+        _keep_norm_statistics(self)
+        return self
+
+
+class TextTop(nn.Module):
+    """The trainable top layers of a transformer (possibly none), then the model's own pooling."""
+
+    def __init__(self, layers, pooling, normalize, width):
+        super().__init__()
+        self.layers = layers
+        self.pooling = pooling
+        self.normalize = normalize
+        self.width = width
+
+    def forward(self, x, mask):
+        if x.ndim == 2:
+            return None, None, x
+        if len(self.layers):
+            x = run_text_layers(self.layers, x, mask)
+        pooled = self.pooling({"token_embeddings": x, "attention_mask": mask})["sentence_embedding"]
+        if self.normalize:
+            pooled = nn.functional.normalize(pooled, p=2, dim=1)
+        return x, mask, pooled
+
+
+class Fusion(nn.Module):
+    """concat | average | weighted | gated (over per-modality projections to ``width``) | attention."""
+
+    def __init__(self, method, widths, width, dropout):
+        super().__init__()
+        self.method = method
+        self.n = len(widths)
+        # Embeddings often sit in a narrow cone (a large common direction, a small spread): each modality's
+        # pooled vector is standardised per feature (batch statistics in training, running ones after).
+        self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in widths)
+        if method == "concat":
+            self.out_width = sum(widths) + self.n
+            return
+        self.projections = nn.ModuleList(nn.Linear(w, width) for w in widths)
+        self.out_width = width
+        if method == "weighted":
+            self.logits = nn.Parameter(torch.zeros(self.n))
+        elif method == "gated":
+            self.gate = nn.Linear(self.n * width, self.n)
+        elif method == "attention":
+            self.cls = nn.Parameter(torch.zeros(1, 1, width))
+            self.kinds = nn.Parameter(torch.zeros(self.n, width))
+            self.token_norm = nn.LayerNorm(width)
+            self.layer = nn.TransformerEncoderLayer(width, nhead=4 if width % 4 == 0 else 1, dim_feedforward=2 * width,
+                                                    dropout=dropout, batch_first=True)
+            nn.init.normal_(self.kinds, std=0.02)
+
+    def forward(self, parts, present):
+        """``parts``: per modality ``(sequence, sequence_mask, pooled)``; ``present``: (B, M) bool."""
+        parts = [(sequence, mask, self._standardized(m, pooled, present[:, m]))
+                 for m, (sequence, mask, pooled) in enumerate(parts)]
+        weights = present.to(parts[0][2].dtype)
+        if self.method == "concat":
+            pooled = [p[2] * weights[:, [m]] for m, p in enumerate(parts)]
+            return torch.cat(pooled + [weights], dim=1)
+        if self.method == "attention":
+            return self._attend(parts, present)
+        projected = torch.stack([proj(p[2]) for proj, p in zip(self.projections, parts)], dim=1)  # (B, M, W)
+        if self.method == "weighted":
+            weights = weights * torch.softmax(self.logits, dim=0)
+        elif self.method == "gated":
+            logits = self.gate(projected.flatten(1)).masked_fill(~present, float("-inf"))
+            weights = torch.softmax(logits, dim=1)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return (weights.unsqueeze(2) * projected).sum(dim=1)
+
+    def _standardized(self, m, pooled, present):
+        norm = self.norms[m]
+        if self.training and int(present.sum()) < 2:  # too few rows for batch statistics
+            return nn.functional.batch_norm(pooled, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                                            False, 0.0, norm.eps)
+        out = torch.zeros_like(pooled)
+        out[present] = norm(pooled[present])
+        return out
+
+    def _attend(self, parts, present):
+        tokens, keep = [self.cls.expand(len(present), -1, -1)], [present.new_ones(len(present), 1)]
+        for m, (sequence, mask, pooled) in enumerate(parts):
+            if sequence is None:  # no sequence for this modality: its pooled vector is one token
+                sequence, mask = pooled.unsqueeze(1), None
+            projected = self.token_norm(self.projections[m](sequence)) + self.kinds[m]
+            valid = (mask.bool() if mask is not None else projected.new_ones(projected.shape[:2], dtype=torch.bool))
+            tokens.append(projected)
+            keep.append(valid & present[:, [m]])
+        out = self.layer(torch.cat(tokens, dim=1), src_key_padding_mask=~torch.cat(keep, dim=1))
+        return out[:, 0]
+
+
+class MultimodalNet(nn.Module):
+    """Branches (one per modality) -> fusion -> one MLP head per task."""
+
+    def __init__(self, branches, fusion, head_sizes, hidden_layer_sizes, dropout):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.fusion = fusion
+        self.heads = nn.ModuleList(build_mlp(fusion.out_width, hidden_layer_sizes, size, "relu", dropout)
+                                   for size in head_sizes)
+
+    def forward(self, inputs):
+        """``inputs``: ``{"present": (B, M) bool, "x<m>": tensor, "mask<m>": tensor}``; returns one output per task."""
+        present = inputs["present"]
+        parts = [branch(inputs[f"x{m}"], inputs.get(f"mask{m}")) for m, branch in enumerate(self.branches)]
+        fused = self.fusion(parts, present)
+        return [head(fused) for head in self.heads]

@@ -1,0 +1,229 @@
+"""MultimodalNetClassifier and MultimodalNetRegressor: one network, trained end to end on an image + text table."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._net_base import _BaseMultimodalNet
+from ._targets import TaskTargets
+
+_PARAMETERS = """
+    modalities : list of (str, encoder, str) tuples
+        Name, skmm encoder (:class:`~skmm.ImageEncoder` or
+        :class:`~skmm.TextEncoder`, with every parameter they take: model,
+        weights, device, batch_size, cache, on_error...) and the column it
+        reads, as :class:`~skmm.ModalityFusion` takes them.
+    fusion : {"concat", "average", "weighted", "gated", "attention"}, default="concat"
+        ``"concat"``: the pooled modalities side by side (and a presence flag
+        each). ``"average"`` / ``"weighted"`` / ``"gated"``: each modality
+        projected by a learned linear map to ``fusion_width``, then averaged,
+        averaged with learned weights, or averaged with weights a gate computes
+        per row. ``"attention"``: one transformer layer over the text's tokens
+        and the image's regions together (and a summary token it reads out),
+        as the published MVSA leaders fuse.
+    train_blocks : int, "all" or dict, default=1
+        How many of each backbone's top blocks train with the fusion and the
+        heads: 0 (only fusion and heads, on the frozen embeddings), k, or
+        ``"all"`` (full fine-tuning, meant for GPUs); a dict gives it per
+        modality name. The blocks are found as ``skmm.encoders._trunks``
+        describes (CNN stages' blocks, transformer layers).
+    fusion_width : int, default=256
+        Width of the projected space of average / weighted / gated /
+        attention fusion.
+    hidden_layer_sizes : int or tuple of int, default=(256,)
+        The MLP head of each task.
+    dropout : float, default=0.1
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+    learning_rate : float, default=1e-3
+        For the fusion and the heads.
+    backbone_learning_rate : float, default=1e-4
+        For the backbones' trained blocks (pretrained: smaller steps).
+    weight_decay : float, default=0.01
+    warmup : float, default=0.1
+        Share of the training steps over which the learning rates rise
+        linearly; a cosine decay follows.
+    batch_size : int, default=32
+    max_epochs : int, default=20
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the rows (stratified on the first
+        class task), stop when the validation loss has not improved by ``tol``
+        for ``n_iter_no_change`` epochs, restore the best epoch. ``"auto"``: on
+        from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    tol : float, default=1e-4
+    augment : bool, default=False
+        Train on augmented images (a random resized crop, a flip, a small
+        rotation; training rows only). The trunk is frozen, so the views are
+        computed once each, ``n_views - 1`` per image besides the original,
+        and an epoch draws one view per row: the augmentation costs
+        ``n_views - 1`` more trunk passes over the training images, once.
+    n_views : int, default=4
+    task_weights : array-like of shape (n_tasks,), optional
+        Weights of the tasks' losses (default: equal).
+    random_state : int, RandomState instance or None, default=None
+    device : str, default="auto"
+        Where the network trains; predictions run in float64 there (on the
+        CPU for MPS), so a row's does not depend on its batch.
+    verbose : int, default=0
+        1: a line per epoch (training and validation loss, validation score);
+        2: also a progress bar over each epoch's batches."""
+
+_ATTRIBUTES = """
+    modalities_ : list of (str, encoder, str)
+        The fitted encoders (clones).
+    network_ : torch.nn.Module
+        The trained part: each modality's top blocks, the fusion, the heads.
+    n_iter_, best_epoch_ : int
+    loss_curve_, validation_loss_curve_, validation_score_curve_ : list of float
+    device_ : str
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str"""
+
+_NOTES = """
+    Notes
+    -----
+    The frozen part of each backbone (everything below its first trained
+    block) runs once per distinct item and is kept in skmm's embedding cache
+    (keyed by the content, the model and the cut), so the folds and
+    candidates of a grid search run it once. Saved models hold only the
+    trained weights; the frozen parts reload from their named source."""
+
+
+class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
+    __doc__ = f"""One network on an image + text table: backbone tops, fusion and MLP heads, trained together.
+
+    Each modality's backbone is cut below its top ``train_blocks`` blocks; the
+    frozen trunk runs once per item, the top blocks train (at
+    ``backbone_learning_rate``) with the fusion and one head per target
+    column (cross-entropy; a column of non-integer numbers is a regression
+    task, squared error), the losses summed with ``task_weights``.
+
+    Parameters
+    ----------{_PARAMETERS}
+    class_weight : None, "balanced" or dict, default=None
+    label_smoothing : float, default=0.0
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        The class labels (a list, one per class task, for several tasks).{_ATTRIBUTES}
+{_NOTES}
+
+    Examples
+    --------
+    >>> from skmm import ImageEncoder, MultimodalNetClassifier
+    >>> from skmm.datasets import make_multimodal_classification
+    >>> X, y = make_multimodal_classification(n_samples=60, image_size=32, random_state=0)
+    >>> net = MultimodalNetClassifier(
+    ...     [("image", ImageEncoder("timm:test_efficientnet", weights=None, device="cpu"), "image")],
+    ...     max_epochs=3, random_state=0, device="cpu").fit(X, y)
+    >>> net.predict_proba(X).shape
+    (60, 3)
+    """
+
+    _parameter_constraints = {
+        **_BaseMultimodalNet._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
+                 dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
+                 warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, class_weight=None,
+                 label_smoothing=0.0, random_state=None, device="auto", verbose=0):
+        super().__init__(
+            modalities, fusion=fusion, train_blocks=train_blocks, fusion_width=fusion_width,
+            hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, optimizer=optimizer, learning_rate=learning_rate,
+            backbone_learning_rate=backbone_learning_rate, weight_decay=weight_decay, warmup=warmup,
+            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol, augment=augment,
+            n_views=n_views, task_weights=task_weights, random_state=random_state, device=device, verbose=verbose)
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+
+    def _target_coder(self):
+        return TaskTargets(regression=False, class_weight=self.class_weight, label_smoothing=self.label_smoothing,
+                           task_weights=self.task_weights)
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        classes = [coder.classes_ for coder in self._targets.coders if hasattr(coder, "classes_")]
+        self.classes_ = classes[0] if self._targets.one_d else classes
+        return self
+
+    fit.__doc__ = _BaseMultimodalNet.fit.__doc__
+
+    def predict_proba(self, X):
+        """Class probabilities: an array for one class task, a list of arrays (one per class task) for several.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), or list of such arrays
+        """
+        outputs = self._outputs(X)
+        probabilities = [out for j, out in enumerate(outputs) if self._targets.is_classification(j)]
+        return probabilities[0] if self._targets.one_d else probabilities
+
+    def predict(self, X):
+        """Predicted labels (and values, for numeric tasks): shape (n_samples,) or (n_samples, n_tasks).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+
+        Returns
+        -------
+        y : ndarray
+        """
+        columns = self._predicted_columns(X)
+        if self._targets.one_d:
+            return columns[0]
+        mixed = len({column.dtype.kind for column in columns}) > 1
+        return np.column_stack([c.astype(object) if mixed else c for c in columns])
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy; with several tasks, the share of rows whose every task is right (as MultiOutputClassifier)."""
+        if np.ndim(y) == 1:
+            return super().score(X, y, sample_weight)
+        return float(np.average(np.all(self.predict(X) == np.asarray(y), axis=1), weights=sample_weight))
+
+
+class MultimodalNetRegressor(RegressorMixin, _BaseMultimodalNet):
+    __doc__ = f"""One network on an image + text table, trained end to end for numeric targets (squared error).
+
+    As :class:`MultimodalNetClassifier`, with a regression head per target
+    column (targets standardised inside).
+
+    Parameters
+    ----------{_PARAMETERS}
+
+    Attributes
+    ----------{_ATTRIBUTES}
+{_NOTES}
+    """
+
+    # The parameters are exactly the shared ones: the base class's __init__ is this estimator's.
+    _regression = True
+
+    def _target_coder(self):
+        return TaskTargets(regression=True, task_weights=self.task_weights)
+
+    def predict(self, X):
+        """Predicted values: shape (n_samples,) or (n_samples, n_targets), for the table ``X``."""
+        columns = self._predicted_columns(X)
+        return columns[0] if self._targets.one_d else np.column_stack(columns)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

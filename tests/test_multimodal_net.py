@@ -1,0 +1,197 @@
+"""MultimodalNetClassifier / Regressor: top blocks trained with the fusion and heads, the trunk run once per item."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.utils import estimator_checks as checks
+
+from skmm import ImageEncoder, MultimodalNetClassifier, MultimodalNetRegressor, TextEncoder, persistence
+from skmm.datasets import make_multimodal_classification
+
+from .conftest import DEVICE
+
+# The input is a table of images and texts, not a numeric matrix, so the estimator's tags skip sklearn's
+# data-driven checks (as the encoders' do); these API checks run on the defaults (only the modalities given).
+API_CHECKS = [checks.check_estimator_cloneable, checks.check_estimator_repr, checks.check_no_attributes_set_in_init,
+              checks.check_do_not_raise_errors_in_init_or_set_params, checks.check_mixin_order,
+              checks.check_valid_tag_types, checks.check_estimator_tags_renamed,
+              checks.check_parameters_default_constructible, checks.check_get_params_invariance,
+              checks.check_set_params]
+
+
+def _modalities(tiny_image_params, tiny_text_model):
+    return [("image", ImageEncoder(**tiny_image_params), "image"), ("text", TextEncoder(tiny_text_model, device=DEVICE),
+                                                                    "text")]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multimodal_classification(n_samples=240, image_size=32, random_state=0)
+
+
+@pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [MultimodalNetClassifier, MultimodalNetRegressor])
+def test_sklearn_api_checks_with_default_parameters(check, cls, tiny_image_params, tiny_text_model):
+    check(cls.__name__, cls(_modalities(tiny_image_params, tiny_text_model)))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "average", "weighted", "gated", "attention"])
+def test_every_fusion_learns_from_both_modalities(fusion, tiny_image_params, tiny_text_model, data):
+    X, y = data
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), fusion=fusion, max_epochs=40,
+                                  random_state=0, device=DEVICE).fit(X[:180], y[:180])
+    assert net.score(X[180:], y[180:]) > 0.8  # either modality alone: about 0.7 on this data
+    proba = net.predict_proba(X[180:])
+    assert proba.shape == (60, 3) and np.allclose(proba.sum(axis=1), 1)
+
+
+def test_only_the_top_blocks_and_the_heads_train(tiny_image_params, tiny_text_model, data):
+    X, y = data
+    modalities = _modalities(tiny_image_params, tiny_text_model)
+    net = MultimodalNetClassifier(modalities, train_blocks=1, max_epochs=3, random_state=0, device=DEVICE).fit(X, y)
+    image, text = (encoder for _, encoder, _ in net.modalities_)
+    backbone = image._get_bundle().module
+    blocks = [name for name, _ in backbone.named_children()]
+    top = net.network_.branches[0].units
+    # test_efficientnet: conv_stem, bn1, 5 blocks, conv_head, bn2: the last block and the head layers train
+    assert len(top) == 3 and blocks[:3] == ["conv_stem", "bn1", "blocks"]
+    trained = dict(top[0].named_parameters())
+    pretrained = dict(backbone.blocks[-1][0].named_parameters())
+    assert any(not torch.equal(trained[k].cpu(), pretrained[k].cpu()) for k in trained)  # it changed...
+    assert all(not p.requires_grad for p in backbone.parameters())  # ...the loaded backbone did not
+    fresh = ImageEncoder(**tiny_image_params).fit(X["image"][:1])._get_bundle().module
+    assert all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(backbone.state_dict().values(),
+                                                             fresh.state_dict().values()))
+    assert len(net.network_.branches[1].layers) == 1  # the tiny text model's one layer
+    frozen = MultimodalNetClassifier(modalities, train_blocks=0, max_epochs=2, device=DEVICE).fit(X, y)
+    assert sum(p.numel() for b in frozen.network_.branches for p in b.parameters()) == 0
+
+
+def test_the_trunk_runs_once_per_item_in_a_grid_search(tiny_image_params, tiny_text_model, data, embedded_items):
+    X, y = data
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=2, device=DEVICE)
+    search = GridSearchCV(net, {"fusion": ["concat", "average"]}, cv=StratifiedKFold(3, shuffle=True,
+                                                                                      random_state=0)).fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+    # 2 candidates x 3 folds + the refit = 7 fits, and each distinct image and text went through its trunk once
+    distinct_images = {image.tobytes() for image in X["image"]}
+    assert len(embedded_items) == len(distinct_images) + X["text"].nunique()
+
+
+def _word_order_task(n=600, seed=0):
+    """Whether "fire" comes before "ocean" among filler words: a frozen random text model loses the order."""
+    rng = np.random.default_rng(seed)
+    filler = ["today", "photo", "friends", "weekend", "look", "posted", "morning", "again", "great", "view", "city"]
+    texts, y = [], []
+    for _ in range(n):
+        words, first = list(rng.choice(filler, 6)), int(rng.integers(2))
+        i, j = sorted(rng.choice(7, 2, replace=False))
+        words.insert(i, "fire" if first else "ocean")
+        words.insert(j + 1, "ocean" if first else "fire")
+        texts.append(" ".join(words))
+        y.append(first)
+    return pd.DataFrame({"text": texts}), np.array(y)
+
+
+def test_one_trained_block_learns_what_the_frozen_trunk_cannot(tiny_text_model):
+    X, y = _word_order_task()
+    scores = {}
+    for k in (0, 1):
+        net = MultimodalNetClassifier([("text", TextEncoder(tiny_text_model, device=DEVICE), "text")], train_blocks=k,
+                                      max_epochs=40, learning_rate=3e-3, backbone_learning_rate=1e-3, random_state=0,
+                                      device=DEVICE)
+        scores[k] = net.fit(X[:480], y[:480]).score(X[480:], y[480:])
+    assert scores[1] > 0.9 and scores[0] < 0.75, scores
+
+
+def test_multi_task_heads(tiny_image_params, tiny_text_model, data):
+    X, y = data
+    Y = np.column_stack([y, np.where(y == 0, "warm", "cold"), y * 1.5 + 0.25])
+    Y = pd.DataFrame({"colour": y, "temperature": np.where(y == 0, "warm", "cold"), "value": y * 1.5 + 0.25})
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=30, random_state=0,
+                                  task_weights=[1.0, 1.0, 0.5], device=DEVICE).fit(X[:180], Y[:180])
+    predicted = net.predict(X[180:])
+    assert predicted.shape == (60, 3)
+    assert set(predicted[:, 1]) <= {"warm", "cold"}
+    assert np.mean(predicted[:, 0].astype(int) == y[180:]) > 0.8
+    assert np.abs(predicted[:, 2].astype(float) - Y["value"][180:]).mean() < 0.5  # a regression head
+    proba = net.predict_proba(X[180:])
+    assert isinstance(proba, list) and [p.shape for p in proba] == [(60, 3), (60, 2)]
+    assert len(net.classes_) == 2 and list(net.classes_[1]) == ["cold", "warm"]
+    assert 0 <= net.score(X[180:], Y[180:].to_numpy()) <= 1
+
+
+def test_regressor(tiny_image_params, tiny_text_model, data):
+    X, y = data
+    target = y * 10.0 + 100
+    net = MultimodalNetRegressor(_modalities(tiny_image_params, tiny_text_model), max_epochs=40, random_state=0,
+                                 device=DEVICE).fit(X[:180], target[:180])
+    assert net.predict(X[180:]).shape == (60,)
+    assert net.score(X[180:], target[180:]) > 0.5
+
+
+def test_missing_modalities_and_a_row_with_none(tiny_image_params, tiny_text_model, data):
+    X, y = data
+    holey = X.copy()
+    holey.loc[::5, "image"] = None
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=10, random_state=0,
+                                  device=DEVICE).fit(holey, y)
+    assert np.isfinite(net.predict_proba(X.assign(image=None))).all()  # text alone
+    empty = X.iloc[:3].copy()
+    empty.index = ["a", "b", "c"]
+    empty.loc["b", ["image", "text"]] = None
+    with pytest.raises(ValueError, match=r"no modality at all \(row 'b'\)"):
+        net.predict(empty)
+
+
+def test_saved_models_hold_only_the_trained_weights_and_load_on_a_cpu(tiny_image_params, tiny_text_model, data,
+                                                                       tmp_path, monkeypatch):
+    X, y = data
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), fusion="attention",
+                                  max_epochs=3, random_state=0, device=DEVICE).fit(X, y)
+    expected = net.predict_proba(X)
+    persistence.dump(net, tmp_path / "net.skops")
+    assert persistence.untrusted_types(tmp_path / "net.skops") == []
+    np.testing.assert_allclose(persistence.load(tmp_path / "net.skops").predict_proba(X), expected, atol=1e-6)
+    trained = sum(v.numel() for v in net.network_.state_dict().values())
+    assert len(pickle.dumps(net)) < 4 * trained + 2_000_000  # the weights trained, not the backbones
+    net.device_ = "cuda"  # as if fitted on a GPU: it must load and predict here
+    with pytest.warns(RuntimeWarning, match="not available"):
+        restored = pickle.loads(pickle.dumps(net)) if not torch.cuda.is_available() else pytest.skip("has CUDA")
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=1e-6)
+
+
+_SCRIPT = """
+import sys, numpy as np
+from skmm import ImageEncoder, MultimodalNetClassifier
+from skmm.datasets import make_multimodal_classification
+X, y = make_multimodal_classification(n_samples=60, image_size=32, random_state=0)
+net = MultimodalNetClassifier([("image", ImageEncoder("timm:test_efficientnet", weights=None, device="cpu"), "image")],
+                              max_epochs=3, random_state=5, device="cpu").fit(X, y)
+sys.stdout.write(net.predict_proba(X).tobytes().hex())
+"""
+
+
+def test_the_same_random_state_gives_the_same_predictions_in_two_processes():
+    runs = [subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0]) > 1000
+
+
+def test_augmented_views_are_computed_once_each(tiny_image_params, data, embedded_items):
+    X, y = data
+    net = MultimodalNetClassifier([("image", ImageEncoder(**tiny_image_params), "image")], augment=True, n_views=3,
+                                  max_epochs=3, random_state=0, device=DEVICE)
+    net.fit(X, y)
+    first = len(embedded_items)
+    assert first == 3 * len(X)  # the original and 2 views of every (training) image
+    net.fit(X, y)
+    assert len(embedded_items) == first  # refitting reads every view from the cache
