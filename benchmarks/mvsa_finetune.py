@@ -50,7 +50,8 @@ def main():
     parser.add_argument("--data", default=str(MVSA_DIR))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", default=str(REPO / "benchmarks" / ".cache"))
-    parser.add_argument("--only", default=None, help="run the configurations whose name contains this text")
+    parser.add_argument("--only", default=None,
+                        help="run the configurations whose name contains this text (=NAME: that one only)")
     parser.add_argument("--folds", type=int, default=5, help="how many of the 5 folds to run")
     parser.add_argument("--set", default=None, help="extra parameters as JSON, e.g. '{\"max_epochs\": 10}'")
     args = parser.parse_args()
@@ -69,7 +70,7 @@ def main():
     extra = json.loads(args.set) if args.set else {}
     rows = []
     for name, params in CONFIGURATIONS.items():
-        if args.only and args.only not in name:
+        if args.only and not (name == args.only[1:] if args.only.startswith("=") else args.only in name):
             continue
         params = {**params, **extra}
         scores, minutes, epochs = {m: [] for m in METRICS}, [], []

@@ -7,10 +7,15 @@ import tempfile
 from pathlib import Path
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import: setting and restoring the umask on every write would open a window in which another
+# thread's mkdir makes a world-writable folder.
+_UMASK = _read_umask()
 
 
 def atomic_write(path, write):
@@ -25,7 +30,7 @@ def atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

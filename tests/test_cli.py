@@ -359,3 +359,14 @@ def test_a_model_stuck_at_the_majority_class_warns(tmp_path, capsys):
     with pytest.warns(Warning, match="no better than always predicting the most frequent class"):
         assert main(["fit", str(tmp_path / "t.csv"), *COLUMNS, "--target", "label", "--estimator", "mlp",
                      "--cv", "0", "-o", str(tmp_path / "m.skops"), *RUNTIME]) == 0
+
+
+def test_predict_writes_the_input_columns_back_as_they_were(table_dir, fitted_model):
+    _variant(table_dir, "ids.csv", lambda f: f.assign(post_id=[f"00{i}" for i in range(len(f))], note="NA"))
+    assert main(["predict", str(fitted_model), str(table_dir / "ids.csv"), "-o", str(table_dir / "ids_out.csv"),
+                 *RUNTIME]) == 0
+    source = (table_dir / "ids.csv").read_text().splitlines()
+    written = (table_dir / "ids_out.csv").read_text().splitlines()
+    assert written[0].startswith(source[0] + ",prediction")
+    for before, after in zip(source[1:], written[1:]):
+        assert after.startswith(before + ",")  # "001" stays "001", "NA" stays "NA"

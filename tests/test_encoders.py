@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import time
 
@@ -422,6 +423,19 @@ def test_cache_key_changes_with_what_changes_the_embedding(tiny_image_params):
     for params in ({"tta": "flip"}, {"image_size": 48}, {"crop": False}):
         assert ImageEncoder(**tiny_image_params, **params).fit(images).fingerprint_ != base.fingerprint_
     assert ImageEncoder(**{**tiny_image_params, "batch_size": 3}).fit(images).fingerprint_ == base.fingerprint_
+
+
+def test_a_text_model_saved_again_into_its_folder_gets_new_cache_keys(tiny_text_model, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_text_model, folder)
+    before = TextEncoder(str(folder), device=DEVICE).fit(["a"]).fingerprint_
+    assert TextEncoder(str(folder), device=DEVICE).fit(["a"]).fingerprint_ == before
+    weights = next(p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin"))
+    stat = weights.stat()  # as if fine-tuned and saved over the old one
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert TextEncoder(str(folder), device=DEVICE).fit(["a"]).fingerprint_ != before
 
 
 def test_processes_sharing_a_disk_cache_split_the_work(tiny_image_params, tmp_path):

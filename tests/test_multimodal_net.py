@@ -138,6 +138,20 @@ def test_regressor(tiny_image_params, tiny_text_model, data):
     assert net.score(X[180:], target[180:]) > 0.5
 
 
+def test_a_classifier_refuses_continuous_targets_and_forgets_old_column_names(tiny_image_params, tiny_text_model,
+                                                                               data):
+    X, y = data
+    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=1, device=DEVICE)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        net.fit(X, y + np.linspace(0.01, 0.5, len(y)))
+    net.fit(X, y)
+    assert list(net.feature_names_in_) == list(X.columns)
+    unnamed = {0: X["image"].to_numpy(), 1: X["text"].to_numpy()}
+    net.set_params(modalities=[("image", ImageEncoder(**tiny_image_params), 0),
+                               ("text", TextEncoder(tiny_text_model, device=DEVICE), 1)]).fit(unnamed, y)
+    assert not hasattr(net, "feature_names_in_")
+
+
 def test_missing_modalities_and_a_row_with_none(tiny_image_params, tiny_text_model, data):
     X, y = data
     holey = X.copy()
@@ -163,6 +177,8 @@ def test_saved_models_hold_only_the_trained_weights_and_load_on_a_cpu(tiny_image
     np.testing.assert_allclose(persistence.load(tmp_path / "net.skops").predict_proba(X), expected, atol=1e-6)
     trained = sum(v.numel() for v in net.network_.state_dict().values())
     assert len(pickle.dumps(net)) < 4 * trained + 2_000_000  # the weights trained, not the backbones
+    net.set_params(fusion="concat", train_blocks=0, fusion_width=8)  # a load rebuilds what was trained
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(net)).predict_proba(X), expected, atol=1e-6)
     net.device_ = "cuda"  # as if fitted on a GPU: it must load and predict here
     with pytest.warns(RuntimeWarning, match="not available"):
         restored = pickle.loads(pickle.dumps(net)) if not torch.cuda.is_available() else pytest.skip("has CUDA")

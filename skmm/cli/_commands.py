@@ -171,7 +171,7 @@ def predict(args, log, say):
     if good.any():
         log(f"predicting {int(good.sum())} rows")
         probabilities[good] = model.predict_proba(X[good])
-    out = table.copy()
+    out = read_table(args.table, raw=True)  # the input's columns written back as they were read
     predictions = np.empty(len(X), dtype=object)
     predictions[good] = classes[probabilities[good].argmax(axis=1)]
     out["prediction"] = predictions

@@ -42,11 +42,13 @@ def check_folder_for(path, what):
     return path
 
 
-def read_table(path):
+def read_table(path, raw=False):
     """A CSV / TSV / Parquet table with at least one row; its index names the rows as the user counts them.
 
     For a CSV the index is the file's line number (the header is line 1), named
     ``"line"``, so messages say "line 12"; for Parquet, the row number from 1, named ``"row"``.
+    ``raw``: a CSV's values as the text they are (no type guessing, "NA" stays "NA"), to write them back
+    unchanged.
     """
     import pandas as pd
 
@@ -60,7 +62,8 @@ def read_table(path):
         if kind == "parquet":
             table = pd.read_parquet(path)
         else:
-            table = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+            options = dict(dtype=str, keep_default_na=False) if raw else {}
+            table = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", **options)
     except UnicodeDecodeError as exc:
         raise CLIError(f"cannot read table {str(path)!r}: it is not UTF-8 text ({exc.reason} at byte "
                        f"{exc.start}); save it as UTF-8 (texts in other encodings can be decoded with "

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._files import atomic_write, atomic_write_bytes
+
 METRICS = {"accuracy": "accuracy", "f1_macro": "macro-F1", "f1_weighted": "weighted F1"}
 
 
@@ -97,7 +99,7 @@ def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, 
         report = classification_report(y, fused.predictions, labels=classes, output_dict=True, zero_division=0)
         per_class = pd.DataFrame({str(c): report[str(c)] for c in classes}).T
         per_class.index.name = "class"
-        per_class.to_csv(folder / "per_class.csv")
+        atomic_write(folder / "per_class.csv", per_class.to_csv)
         metrics["per_class"] = per_class.to_dict(orient="index")
         lines += ["", "## Per class (out-of-fold predictions of the fused model)", "",
                   "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
@@ -105,20 +107,20 @@ def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, 
                   f"{int(row['support'])} |" for c, row in per_class.iterrows()]
         matrix = confusion_matrix(y, fused.predictions, labels=classes, normalize="true")
         frame = pd.DataFrame(matrix, index=[f"true {c}" for c in classes], columns=[f"predicted {c}" for c in classes])
-        frame.to_csv(folder / "confusion_matrix.csv")
+        atomic_write(folder / "confusion_matrix.csv", frame.to_csv)
         lines += ["", "## Confusion matrix (each row: where that class's rows went; rows sum to 1)", "",
                   "| | " + " | ".join(frame.columns) + " |", "|---|" + "---|" * len(classes)]
         lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for name, row in frame.iterrows()]
         out_of_fold = pd.DataFrame({X.index.name or "row": X.index, "label": y, "prediction": fused.predictions})
         for j, label in enumerate(fused.classes):
             out_of_fold[f"proba_{label}"] = fused.probabilities[:, j]
-        out_of_fold.to_csv(folder / "out_of_fold_predictions.csv", index=False)
+        atomic_write(folder / "out_of_fold_predictions.csv", lambda tmp: out_of_fold.to_csv(tmp, index=False))
         title = f"{settings['fusion']} fusion + {settings['estimator'].split('(')[0]}"
         written += [folder / "per_class.csv", folder / "confusion_matrix.csv", folder / "out_of_fold_predictions.csv",
                     _plot_confusion_matrix(matrix, classes, folder / "confusion_matrix.png", title)]
     lines += ["", "## Timings", ""] + [f"- {stage}: {seconds:.1f} s" for stage, seconds in timings.items()]
-    (folder / "report.md").write_text("\n".join(lines) + "\n")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+    atomic_write_bytes(folder / "report.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2, default=str) + "\n").encode())
     return [folder / "report.md", folder / "metrics.json", *written]
 
 
@@ -135,6 +137,6 @@ def _plot_confusion_matrix(matrix, classes, path, title):
         ax=axes, colorbar=False, values_format=".2f", xticks_rotation=45 if len(classes) > 4 else "horizontal")
     axes.set_title(f"{title}: out-of-fold confusion matrix\n(each true class's rows sum to 1)")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
     plt.close(figure)
     return path

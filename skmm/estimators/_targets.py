@@ -261,6 +261,9 @@ class TaskTargets:
         if weights.shape != (len(self.coders),) or np.any(weights < 0):
             raise ValueError(f"task_weights must hold one non-negative weight per target column "
                              f"({len(self.coders)}), got {self.task_weights!r}")
+        if not self.regression and not any(isinstance(coder, ClassTargets) for coder in self.coders):
+            # A classifier given only numbers: say so as scikit-learn does ("Unknown label type").
+            check_classification_targets(np.asarray(self._columns(y)[0], dtype=np.float64))
         self.weights_ = weights
         self.n_outputs = [coder.n_outputs for coder in self.coders]
         return self

@@ -54,6 +54,38 @@ def inference_device(device):
     return "cpu" if torch.device(device).type == "mps" else device
 
 
+def inference_copy(module, device):
+    """``module`` in float64 for predicting: a row's prediction must not depend on the other rows of its
+    batch, and in float32 the blocking of a matrix product (which follows the batch size) moves the last digits."""
+    return copy.deepcopy(module).double().to(inference_device(device)).eval()
+
+
+def seeded_devices(device):
+    """The CUDA devices whose random state a seeded run on ``device`` forks (none on a CPU)."""
+    device = torch.device(device)
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+# A validation split of at least this many rows is a usable stopping signal: early_stopping="auto" turns on there.
+AUTO_EARLY_STOPPING_ROWS = 100
+
+
+def early_stopping_on(early_stopping, n_rows, validation_fraction):
+    """Whether ``early_stopping`` ("auto" or a boolean) holds out a validation split of ``n_rows``."""
+    if early_stopping == "auto":
+        return n_rows * validation_fraction >= AUTO_EARLY_STOPPING_ROWS
+    return bool(early_stopping)
+
+
+def record_history(estimator, history):
+    """The training history as scikit-learn-style fitted attributes of ``estimator``."""
+    estimator.n_iter_ = history.n_epochs
+    estimator.loss_curve_ = list(history.loss)
+    estimator.validation_loss_curve_ = list(history.validation_loss)
+    estimator.validation_score_curve_ = list(history.validation_score)
+    estimator.best_epoch_ = history.best_epoch
+
+
 @dataclass
 class Stopping:
     """When training stops before ``max_epochs``.

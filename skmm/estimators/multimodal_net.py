@@ -28,7 +28,8 @@ _PARAMETERS = """
     train_blocks : int, "all" or dict, default=1
         How many of each backbone's top blocks train with the fusion and the
         heads: 0 (only fusion and heads, on the frozen embeddings), k, or
-        ``"all"`` (full fine-tuning, meant for GPUs); a dict gives it per
+        ``"all"`` (every block, meant for GPUs; a text model's token
+        embeddings stay frozen); a dict gives it per
         modality name. The blocks are found as ``skmm.encoders._trunks``
         describes (CNN stages' blocks, transformer layers).
     fusion_width : int, default=256
@@ -50,7 +51,7 @@ _PARAMETERS = """
     max_epochs : int, default=20
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the rows (stratified on the first
-        class task), stop when the validation loss has not improved by ``tol``
+        target column when it holds classes), stop when the validation loss has not improved by ``tol``
         for ``n_iter_no_change`` epochs, restore the best epoch. ``"auto"``: on
         from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`.
     validation_fraction : float, default=0.1

@@ -9,7 +9,7 @@ from ._fusion import ALIGNMENTS, METHODS, ModalityFusion
 
 
 def make_fusion(*transformers, method="concat", weights=None, n_components=None, alignment="auto",
-                normalize=True, add_indicator="auto"):
+                normalize=True, add_indicator="auto", target_type="auto"):
     """Build a :class:`ModalityFusion` from ``(transformer, column)`` pairs.
 
     Modality names are the column names (like
@@ -28,6 +28,7 @@ def make_fusion(*transformers, method="concat", weights=None, n_components=None,
         name = column if isinstance(column, str) else "_".join(map(str, column))
         triples.append((name, transformer, column))
     return ModalityFusion(triples, method=method, weights=weights, n_components=n_components,
-                          alignment=alignment, normalize=normalize, add_indicator=add_indicator)
+                          alignment=alignment, normalize=normalize, add_indicator=add_indicator,
+                          target_type=target_type)
 
 __all__ = ["ALIGNMENTS", "METHODS", "ModalityFusion", "make_fusion"]

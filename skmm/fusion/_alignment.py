@@ -66,33 +66,53 @@ def clear_fits():
     _fits.clear()
 
 
-def target_coding(y):
+def target_kind(y, target_type="auto"):
+    """``"classes"`` or ``"continuous"`` (or ``"multilabel-indicator"``): sklearn's guess unless told.
+
+    As for :class:`~sklearn.preprocessing.TargetEncoder`, ``"auto"`` follows
+    :func:`~sklearn.utils.multiclass.type_of_target`, which takes whole
+    numbers (counts, ratings, ages) for classes: say ``"continuous"`` then.
+    """
+    if target_type == "continuous":
+        return "continuous"
+    kind = type_of_target(y)
+    if target_type == "classes" or kind in ("binary", "multiclass"):
+        if kind not in ("binary", "multiclass", "continuous"):
+            raise ValueError(f"target_type='classes' needs one column of labels, got a {kind!r} target")
+        return "classes"
+    if kind in ("continuous", "continuous-multioutput"):
+        return "continuous"
+    if kind == "multilabel-indicator":
+        return kind
+    raise ValueError(f"the fusion learns from y, which must be class labels, a multilabel indicator matrix or "
+                     f"numeric values; got a {kind!r} target")
+
+
+def target_coding(y, target_type="auto"):
     """The target as a float matrix a ridge regression can fit: one-hot classes, standardised numbers.
 
     Returns ``(coding, kind)`` with ``coding`` of shape ``(n_samples, n_columns)``.
     """
-    kind = type_of_target(y)
-    if kind in ("binary", "multiclass"):
-        coding = LabelBinarizer().fit_transform(np.asarray(y)).astype(np.float64)
-        return coding, kind
+    kind = target_kind(y, target_type)
+    if kind == "classes":
+        return LabelBinarizer().fit_transform(np.asarray(y)).astype(np.float64), kind
     if kind == "multilabel-indicator":
         return np.asarray(y, dtype=np.float64), kind
-    if kind in ("continuous", "continuous-multioutput"):
-        values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        scale = values.std(axis=0)
-        return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0), kind
-    raise ValueError(f"supervised alignment learns from y, which must be class labels, a multilabel indicator "
-                     f"matrix or numeric values; got a {kind!r} target")
+    values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    scale = values.std(axis=0)
+    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0), kind
 
 
 def _cross_fitted_ridge(block, coding, folds):
     """A RidgeCV on all rows (its penalty by efficient leave-one-out) and K-fold cross-fitted predictions.
 
-    Not the leave-one-out predictions themselves: with many features a row's
+    Each fold's rows are predicted by a ridge that never saw their labels;
+    the one penalty they share is chosen on all rows (a single scalar, as
+    :class:`~sklearn.preprocessing.TargetEncoder` shares its smoothing). Not
+    the leave-one-out predictions themselves: with many features a row's
     leave-one-out prediction is pushed away from its own label by its
     leverage, which a downstream model learns to read backwards (the leak of
-    leave-one-out target encoding). K-fold predictions, as
-    :class:`~sklearn.preprocessing.TargetEncoder` makes them, do not carry it.
+    leave-one-out target encoding). K-fold predictions do not carry it.
     """
     ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit(block, coding)
     cross_fitted = np.empty(coding.shape, dtype=np.float32)
@@ -104,7 +124,7 @@ def _cross_fitted_ridge(block, coding, folds):
 def _folds(coding, kind, n_splits, random_state):
     """Stratified folds for classes (by the row's class), plain shuffled folds otherwise."""
     n_splits = max(2, min(n_splits, len(coding)))
-    if kind in ("binary", "multiclass"):
+    if kind == "classes":
         labels = coding.argmax(axis=1) if coding.shape[1] > 1 else coding[:, 0]
         if np.bincount(labels.astype(int)).min() >= n_splits:
             return list(StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(coding, labels))
@@ -126,13 +146,14 @@ class TargetAlignment(BaseEstimator):
     :class:`~sklearn.preprocessing.TargetEncoder` cross-fits.
     """
 
-    def __init__(self, cv=5, random_state=0):
+    def __init__(self, cv=5, random_state=0, target_type="auto"):
         self.cv = cv
         self.random_state = random_state
+        self.target_type = target_type
 
     def fit(self, blocks, masks, y):
         """``blocks``: per modality, its rows present (``masks`` says which rows of ``y`` they are)."""
-        coding, self.target_kind_ = target_coding(y)
+        coding, self.target_kind_ = target_coding(y, self.target_type)
         self.ridges_, self.cross_fitted_ = [], []
         for block, mask in zip(blocks, masks):
             folds = _folds(coding[mask], self.target_kind_, self.cv, self.random_state)
@@ -206,7 +227,7 @@ class PCAProjection(TransformerMixin, BaseEstimator):
         return self.pca_.transform(block)
 
 
-def learn_modality_weights(blocks, masks, y):
+def learn_modality_weights(blocks, masks, y, target_type="auto"):
     """Non-negative modality weights, summing to 1, that make the weighted average predict ``y`` best.
 
     Each modality's (common-space) block predicts the target's coding by a
@@ -215,7 +236,7 @@ def learn_modality_weights(blocks, masks, y):
     those predictions (non-negative least squares). A modality that adds
     nothing gets a weight near 0. Equal weights if no modality predicts at all.
     """
-    coding, kind = target_coding(y)
+    coding, kind = target_coding(y, target_type)
     every = np.logical_and.reduce(masks)
     if every.sum() < 2:
         raise ValueError("learning the modality weights needs at least 2 rows with every modality present")
@@ -232,7 +253,7 @@ def learn_modality_weights(blocks, masks, y):
     return weights / weights.sum()
 
 
-def fit_common_space(names, blocks, masks, y, *, alignment, n_components=None):
+def fit_common_space(names, blocks, masks, y, *, alignment, n_components=None, target_type="auto"):
     """Fit the common space of average / weighted / gated fusion.
 
     ``alignment`` is ``"supervised"``, ``"cca"`` (falls back to ``"pca"`` for
@@ -243,7 +264,7 @@ def fit_common_space(names, blocks, masks, y, *, alignment, n_components=None):
     supervised alignment the training rows' cross-fitted blocks (else None).
     """
     if alignment == "supervised":
-        fitted = fit_memoized(TargetAlignment(), blocks, masks, y)
+        fitted = fit_memoized(TargetAlignment(target_type=target_type), blocks, masks, y)
         cross_fitted = fitted.cross_fitted_
         del fitted.cross_fitted_  # training-row values: not part of the fitted model
         return fitted, {}, int(fitted.n_components_), cross_fitted

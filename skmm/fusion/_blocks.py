@@ -81,6 +81,9 @@ def encode_modalities(triples, columns, masks, fitting, y=None):
             masks[m] = mask.copy()
             masks[m][np.flatnonzero(mask)[failed]] = False
             block = block[~failed]
+            if fitting and not masks[m].any():
+                raise ValueError(f"modality {name!r} (column {column!r}) has no value that could be read in any "
+                                 "row (for image paths: are they relative to the working directory, or to root=?)")
         blocks.append(dense(block))
         used.append((name, transformer, column))
     return blocks, masks, used

@@ -8,9 +8,9 @@ import numpy as np
 from sklearn.base import TransformerMixin
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
+from .._composition import TriplesComposition
 from .._defaults import FUSION_METHODS
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
 from ._blocks import (as_frame, block_spread, check_weights, encode_modalities, expand, read_modalities,
@@ -21,7 +21,7 @@ METHODS = FUSION_METHODS
 ALIGNMENTS = ("auto", "supervised", "cca", "pca")
 
 
-class ModalityFusion(TransformerMixin, _BaseComposition):
+class ModalityFusion(TransformerMixin, TriplesComposition):
     """Encode the modality columns of a table and fuse them into one feature matrix.
 
     Like :class:`~sklearn.compose.ColumnTransformer`, it is built from
@@ -84,6 +84,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
     add_indicator : bool or "auto", default="auto"
         For concatenation, add a presence column per modality: ``"auto"``
         does so when values were missing during ``fit``.
+    target_type : {"auto", "continuous", "classes"}, default="auto"
+        What ``y`` is, for what is learned from it: ``"auto"`` follows
+        :func:`~sklearn.utils.multiclass.type_of_target` (as
+        :class:`~sklearn.preprocessing.TargetEncoder` does), which takes whole
+        numbers (counts, ratings, ages) for classes: say ``"continuous"`` then.
 
     Attributes
     ----------
@@ -151,10 +156,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         "alignment": [StrOptions(set(ALIGNMENTS))],
         "normalize": ["boolean"],
         "add_indicator": [StrOptions({"auto"}), "boolean"],
+        "target_type": [StrOptions({"auto", "continuous", "classes"})],
     }
 
     def __init__(self, transformers, *, method="concat", weights=None, n_components=None, alignment="auto",
-                 normalize=True, add_indicator="auto"):
+                 normalize=True, add_indicator="auto", target_type="auto"):
         self.transformers = transformers
         self.method = method
         self.weights = weights
@@ -162,33 +168,11 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         self.alignment = alignment
         self.normalize = normalize
         self.add_indicator = add_indicator
-
-    # _BaseComposition's nested get_params / set_params ("image__batch_size")
-    @property
-    def _transformers(self):
-        try:
-            return [(name, transformer) for name, transformer, _ in self.transformers]
-        except (TypeError, ValueError):  # not (yet) a list of triples: fit says so
-            return []
-
-    @_transformers.setter
-    def _transformers(self, value):
-        self.transformers = [(name, transformer, column) for (name, transformer), (_, _, column)
-                             in zip(value, self.transformers)]
-
-    def get_params(self, deep=True):
-        return self._get_params("_transformers", deep=deep)
-
-    def set_params(self, **params):
-        self._set_params("_transformers", **params)
-        return self
+        self.target_type = target_type
 
     # -- validation --------------------------------------------------------
     def _active_transformers(self):
-        if not self.transformers or any(not isinstance(t, tuple) or len(t) != 3 for t in self.transformers):
-            raise ValueError("transformers must be a non-empty list of (name, transformer, column) triples")
-        self._validate_names([name for name, _, _ in self.transformers])
-        active = [t for t in self.transformers if not (isinstance(t[1], str) and t[1] == "drop")]
+        active = [t for t in self._checked_triples() if not (isinstance(t[1], str) and t[1] == "drop")]
         if not active:
             raise ValueError("every transformer is 'drop': nothing to fuse")
         for name, transformer, _ in active:
@@ -203,6 +187,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             self.n_features_in_ = frame.shape[1]
             if all(isinstance(c, str) for c in frame.columns):
                 self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
         columns, masks = read_modalities(frame, triples, fitting)
         blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
         for position, (name, _, _) in enumerate(fitted):
@@ -248,6 +234,8 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             self.add_indicator == "auto" and not all(m.all() for m in masks)))
         self.fill_values_ = {name: block.mean(axis=0) for name, block in zip(names, blocks)}
         self.alignment_, self.projections_, self.gate_ = None, {}, None
+        if hasattr(self, "n_components_"):
+            del self.n_components_  # concatenation has no common space
         self.output_mean_ = self.output_scale_ = None
         self.weights_ = np.ones(len(names))
         if self.method == "concat":
@@ -259,9 +247,9 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             if self.weights is not None:
                 self.weights_ = check_weights(self.weights, names)
             else:
-                self.weights_ = learn_modality_weights(space, masks, y)
+                self.weights_ = learn_modality_weights(space, masks, y, self.target_type)
         if self.method == "gated":
-            self.gate_ = ModalityGate().fit(space, np.column_stack(masks), y)
+            self.gate_ = ModalityGate().fit(space, np.column_stack(masks), y, self.target_type)
         fused = self._combine(space, masks)
         self.output_mean_ = fused.mean(axis=0)
         scale = fused.std(axis=0)
@@ -310,7 +298,7 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
             alignment = "supervised" if y is not None else "cca"
         names = list(self.block_widths_)
         self.alignment_, self.projections_, self.n_components_, cross_fitted = fit_common_space(
-            names, blocks, masks, y, alignment=alignment, n_components=self.n_components)
+            names, blocks, masks, y, alignment=alignment, n_components=self.n_components, target_type=self.target_type)
         if cross_fitted is not None:  # supervised: the training rows' evidence, each from a model blind to it
             return [expand(block, mask) for block, mask in zip(cross_fitted, masks)]
         return self._to_common_space(blocks, masks)
@@ -390,18 +378,6 @@ class ModalityFusion(TransformerMixin, _BaseComposition):
         if self.indicator_:
             names += [f"{name}__present" for name, _, _ in self.transformers_]
         return np.asarray(names, dtype=object)
-
-    def _sk_visual_block_(self):
-        """The HTML display shows one branch per modality (its encoder and column), as ColumnTransformer does."""
-        try:
-            from sklearn.utils._repr_html.estimator import _VisualBlock
-        except ImportError:  # scikit-learn < 1.7 kept it elsewhere
-            from sklearn.utils._estimator_html_repr import _VisualBlock
-
-        triples = self.transformers_ if hasattr(self, "transformers_") else self.transformers
-        names, transformers, columns = zip(*triples)
-        return _VisualBlock("parallel", transformers, names=names,
-                            name_details=[str(column) for column in columns])
 
     def __setstate__(self, state):
         state.pop("_block_names", None)  # a name memo that skmm 0.1 pickled

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import type_of_target
 
 
 def _gateable(present):
@@ -38,17 +37,19 @@ class ModalityGate:
         self.learning_rate = learning_rate
         self.alpha = alpha
 
-    def fit(self, blocks, present, y):
+    def fit(self, blocks, present, y, target_type="auto"):
         import torch
 
-        kind = type_of_target(y)
-        if kind in ("binary", "multiclass"):
+        from ._alignment import target_kind
+
+        kind = target_kind(y, target_type)
+        if kind == "classes":
             target = torch.as_tensor(LabelEncoder().fit_transform(y), dtype=torch.long)
             n_outputs = int(target.max()) + 1
 
             def loss_of(output):
                 return torch.nn.functional.cross_entropy(output, target)
-        elif kind in ("continuous", "continuous-multioutput"):
+        elif kind == "continuous":
             values = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
             values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-12)
             target = torch.as_tensor(values)
