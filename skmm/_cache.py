@@ -10,9 +10,7 @@ again and one image under two names is embedded once.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import shutil
 import socket
 import threading
 import time
@@ -22,8 +20,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from ._files import atomic_write_bytes
 from ._registry import BoundedRegistry
+from ._store import SQLiteStore
 
 _DIGEST_SIZE = 16
 
@@ -98,67 +96,10 @@ class MemoryCache:
         return len(self._entries)
 
 
-class DiskCache:
-    """One file per embedding under ``directory``; safe across processes.
-
-    Writes go to a temporary file in the same folder and are renamed into
-    place (atomic on POSIX and Windows), so two processes writing one key never
-    leave a torn file. Each file starts with a digest of its payload: a corrupt
-    or truncated entry is detected, removed and recomputed.
-    """
-
-    def __init__(self, directory):
-        self.directory = Path(directory)
-
-    def _path(self, key):
-        return self.directory / key[:2] / f"{key}.npy"
-
-    def get_many(self, keys):
-        found = {}
-        for key in keys:
-            path = self._path(key)
-            try:
-                blob = path.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            value = self._decode(blob)
-            if value is None:
-                path.unlink(missing_ok=True)  # corrupt: recompute it
-                continue
-            found[key] = value
-        return found
-
-    @staticmethod
-    def _decode(blob):
-        checksum, payload = blob[:_DIGEST_SIZE], blob[_DIGEST_SIZE:]
-        if len(checksum) != _DIGEST_SIZE or hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() != checksum:
-            return None
-        try:
-            return np.load(io.BytesIO(payload), allow_pickle=False)
-        except ValueError:
-            return None
-
-    def put_many(self, entries):
-        for key, value in entries.items():
-            buffer = io.BytesIO()
-            np.save(buffer, np.asarray(value, dtype=np.float32), allow_pickle=False)
-            payload = buffer.getvalue()
-            blob = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() + payload
-            path = self._path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, blob)
-
-    def clear(self):
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __len__(self):
-        return sum(1 for _ in self.directory.glob("*/*.npy"))
-
-
 class ClaimCoordinator:
     """Lets processes that share a disk cache split the work instead of repeating it.
 
-    Before computing a key, a process claims it: it creates ``<key>.claim``
+    Before computing a key, a process claims it: it creates ``claims/<key>.claim``
     with ``O_EXCL`` (atomic: one process wins). Keys claimed by another
     process are awaited and then read from the cache. Claims are taken a chunk
     at a time, so two processes that need the same rows share them out. A
@@ -174,7 +115,7 @@ class ClaimCoordinator:
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def _path(self, key):
-        return self.directory / key[:2] / f"{key}.claim"
+        return self.directory / f"{key}.claim"
 
     def _try_claim(self, key):
         path = self._path(key)
@@ -243,11 +184,12 @@ class ClaimCoordinator:
 
 
 class LayeredCache:
-    """A memory cache in front of a disk cache."""
+    """A memory cache in front of a disk store (:class:`skmm._store.SQLiteStore`)."""
 
     def __init__(self, memory, disk):
         self.memory, self.disk = memory, disk
-        self.coordinator = ClaimCoordinator(self, disk.directory)
+        # Claims live only while their keys are computed: at most a chunk per process at a time.
+        self.coordinator = ClaimCoordinator(self, disk.directory / "claims")
 
     def get_many(self, keys):
         found = self.memory.get_many(keys)
@@ -300,7 +242,7 @@ def resolve_cache(cache):
         )
     directory = directory.expanduser().resolve()
     if directory not in _disk_caches:
-        _disk_caches[directory] = LayeredCache(_memory_cache, DiskCache(directory))
+        _disk_caches[directory] = LayeredCache(_memory_cache, SQLiteStore(directory))
     return _disk_caches[directory]
 
 

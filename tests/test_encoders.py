@@ -400,21 +400,55 @@ def test_cache_keys_by_content_not_by_name(tiny_image_params, tmp_path, embedded
 
 
 def test_disk_cache_survives_processes_and_detects_corruption(tiny_image_params, tmp_path):
+    import sqlite3
+
     from skmm import clear_cache
-    from skmm._cache import DiskCache
+    from skmm._store import SQLiteStore
 
     images = random_images(3)
     encoder = ImageEncoder(**tiny_image_params, cache=str(tmp_path / "cache")).fit(images)
     reference = encoder.transform(images)
-    entries = sorted((tmp_path / "cache").rglob("*.npy"))
-    assert len(entries) == 3
-    entries[0].write_bytes(entries[0].read_bytes()[:-7])  # a torn write
+    store = SQLiteStore(tmp_path / "cache")
+    assert len(store) == 3
+    shard = next(p for p in (tmp_path / "cache").glob("shard-*.sqlite")
+                 if sqlite3.connect(p).execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+    with sqlite3.connect(shard) as db:  # a flipped byte on disk
+        key, payload = db.execute("SELECT key, payload FROM entries LIMIT 1").fetchone()
+        db.execute("UPDATE entries SET payload = ? WHERE key = ?", (bytes([payload[0] ^ 1]) + payload[1:], key))
     clear_cache("memory")  # as a new process would see it
-    assert len(DiskCache(tmp_path / "cache").get_many([p.stem for p in entries])) == 2
+    assert key.hex() not in store.get_many([key.hex()])  # never served...
+    assert len(store) == 2  # ...but deleted
     np.testing.assert_allclose(encoder.transform(images), reference, atol=ATOL)  # recomputed, same values
-    assert len(sorted((tmp_path / "cache").rglob("*.npy"))) == 3
+    assert len(store) == 3
     clear_cache(str(tmp_path / "cache"))
-    assert not any((tmp_path / "cache").rglob("*.npy"))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_cache_written_by_skmm_0_1_is_read_and_moved_into_the_store(tiny_image_params, tmp_path,
+                                                                       embedded_items):
+    import hashlib
+    import io as _io
+
+    from skmm import clear_cache
+    from skmm._cache import make_key
+    from skmm._store import SQLiteStore
+
+    images = random_images(2)
+    encoder = ImageEncoder(**tiny_image_params, cache=None).fit(images)
+    reference = encoder.transform(images)
+    for image, vector in zip(images, reference):  # the 0.1 layout: <key[:2]>/<key>.npy, digest first
+        key = make_key(encoder.fingerprint_, encoder._item_digest(image))
+        buffer = _io.BytesIO()
+        np.save(buffer, vector, allow_pickle=False)
+        path = tmp_path / "cache" / key[:2] / f"{key}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(hashlib.blake2b(buffer.getvalue(), digest_size=16).digest() + buffer.getvalue())
+    clear_cache("memory")
+    cached = ImageEncoder(**tiny_image_params, cache=str(tmp_path / "cache")).fit(images)
+    embedded_items.clear()
+    np.testing.assert_array_equal(cached.transform(images), reference)
+    assert embedded_items == []  # served from the old files...
+    assert not list((tmp_path / "cache").rglob("*.npy")) and len(SQLiteStore(tmp_path / "cache")) == 2  # ...moved
 
 
 def test_cache_key_changes_with_what_changes_the_embedding(tiny_image_params):
@@ -482,7 +516,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tiny_image_params, tmp_pat
     images = random_images(2)
     encoder = ImageEncoder(**tiny_image_params, cache=str(tmp_path / "cache")).fit(images)
     key = make_key(encoder.fingerprint_, encoder._item_digest(images[0]))
-    claim = tmp_path / "cache" / key[:2] / f"{key}.claim"
+    claim = tmp_path / "cache" / "claims" / f"{key}.claim"
     claim.parent.mkdir(parents=True)
     claim.write_text(f"{socket.gethostname()}:999999999")  # no such process
     assert np.isfinite(encoder.transform(images)).all()

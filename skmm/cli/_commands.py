@@ -188,13 +188,21 @@ def predict(args, log, say):
 def embed(args, log, say):
     import pandas as pd
 
-    output = check_output(args.output, TABLE_FORMATS, "output")
+    from ._parts import check_parts_folder, embed_parts
+
+    to_parts = Path(args.output).is_dir() or not Path(args.output).suffix
+    if not to_parts and (args.workers or args.scheduler):
+        raise CLIError("--workers / --scheduler write Parquet parts into a folder: give -o a folder "
+                       f"(a path without a suffix), not {args.output!r}")
+    output = check_parts_folder(args.output) if to_parts else check_output(args.output, TABLE_FORMATS, "output")
     check_device(args.device)
     table = read_table(args.table)
     check_columns(table, [args.image_col, args.text_col], args.table)
     folder = _folder(args.table)
     warn_if_texts_are_paths(table[args.text_col], folder, args.text_col, say)
     image, text = make_encoders(args, folder, "nan" if args.on_error == "skip" else args.on_error)
+    if to_parts:  # rows are checked inside each part (a million rows are not read twice)
+        return embed_parts(args, table, (image, text), output, log, say)
     modalities = [(image, args.image_col), (text, args.text_col)]
     log(f"checking and embedding {len(table)} images ({args.image_col!r}) and texts ({args.text_col!r})")
     found = check_readability(modalities, table, policy=args.on_error)

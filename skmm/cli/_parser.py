@@ -132,10 +132,27 @@ def build_parser(version):
         "embed", formatter_class=_Formatter, help="write the image and text embeddings of a table",
         description="Embed the images and texts of TABLE and write one row per input row: 'row_id' (the row's "
                     "position in TABLE, from 0), then the image and the text embeddings, named as "
-                    "ModalityFusion names them (<column>__imageencoder0, ...).")
+                    "ModalityFusion names them (<column>__imageencoder0, ...).\n\n"
+                    "For large tables, write to a folder: one Parquet part per --rows-per-part rows, each "
+                    "written whole or not at all. A rerun into the same folder computes only the parts that "
+                    "are missing (after a crash, a lost worker, Ctrl-C). The parts run here one at a time, or "
+                    "on Dask: --workers N starts a local cluster, --scheduler joins a running one (its workers "
+                    "must see the image files at the same paths). Read the result with "
+                    "pandas.read_parquet(FOLDER) or dask.dataframe.read_parquet(FOLDER).")
     embed.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(embed)
-    embed.add_argument("-o", "--output", required=True, help="Parquet (or CSV) file to write")
+    embed.add_argument("-o", "--output", required=True,
+                       help="Parquet or CSV file to write; or a folder (an existing folder, or a path without a "
+                            "suffix) for resumable Parquet parts")
     _add_on_error(embed, "zero / nan: fill its embedding with zeros / NaN; skip: leave the row out")
     _add_runtime_options(embed)
+    parts = embed.add_argument_group("large tables (a folder output)")
+    parts.add_argument("--rows-per-part", type=_positive_int, default=10_000, help="rows in each Parquet part")
+    where = parts.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None,
+                       help="run the parts on a local Dask cluster of this many worker processes (one thread "
+                            "each)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the parts on the Dask cluster whose scheduler is at ADDRESS "
+                            "(e.g. tcp://10.0.0.5:8786)")
     return parser

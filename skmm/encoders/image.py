@@ -370,7 +370,11 @@ class ImageEncoder(BaseEncoder):
             if os.path.isdir(item):
                 return f"{os.fspath(item)!r} is a directory, not an image file"
             if not os.path.exists(item):
-                return f"file {os.fspath(item)!r} does not exist"
+                path = os.fspath(item)
+                if len(path) > 200 or "\n" in path:  # not a path: e.g. an array turned into its text
+                    return (f"text {path[:60]!r}... is not a file path (were images converted to strings, as "
+                            "dask's dataframe.convert-string does?)")
+                return f"file {path!r} does not exist"
             return None
         if isinstance(item, (bytes, bytearray, memoryview, Image.Image, np.ndarray)):
             return None

@@ -1,0 +1,199 @@
+"""Embedding at scale on Dask: any skmm encoder or fusion over the partitions of a Dask DataFrame.
+
+Two routes, both on whatever scheduler is active (a ``distributed.Client``,
+else Dask's threads):
+
+- :func:`transform` returns a lazy Dask DataFrame of embeddings, aligned with
+  the input's index and partitions: chain it, ``.persist()`` it, or write it
+  with ``.to_parquet()`` as any Dask DataFrame.
+- :func:`write_parquet` writes one Parquet file per partition into a folder,
+  each atomically, and is **resumable**: a rerun skips the parts already
+  written, so a job cut short (a worker lost, a cluster stopped) computes only
+  what is missing. ``skmm embed TABLE -o FOLDER --workers N`` uses it.
+
+Each worker process loads each backbone once (skmm's model registry) and
+receives the estimator as one small pickle (weights that have a name are
+reloaded from it, not shipped). Give the encoders a ``cache`` folder on a
+worker-local disk to keep embeddings across jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import get_tags
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ._files import atomic_write
+
+_MANIFEST = "_skmm_parts.json"
+
+
+def _fitted(estimator, data, fit_rows):
+    try:
+        check_is_fitted(estimator)
+        if get_tags(estimator).requires_fit:  # a stateless one passes the check, and learns its input's names
+            return estimator
+    except NotFittedError:
+        pass
+    # An encoder's fit reads no data; a fusion learns its scaling from these rows (fit it yourself, with y, for
+    # supervised alignment).
+    return clone(estimator).fit(data.head(fit_rows, npartitions=-1))
+
+
+def _frame(part, estimator, names):
+    out = np.asarray(estimator.transform(part), dtype=np.float32)
+    return pd.DataFrame(out, index=part.index, columns=names)
+
+
+def transform(estimator, data, *, fit_rows=1000):
+    """Embed a Dask DataFrame (or Series) with ``estimator``, partition by partition.
+
+    Parameters
+    ----------
+    estimator : transformer
+        An :class:`~skmm.ImageEncoder` or :class:`~skmm.TextEncoder` (for a
+        Series, or a one-column frame), a :class:`~skmm.ModalityFusion`, or
+        any scikit-learn transformer of the partitions (a ``ColumnTransformer``
+        of encoders, say). An unfitted one is fitted on the first
+        ``fit_rows`` rows (encoders read nothing there; a fusion learns its
+        scaling from them).
+    data : dask.dataframe.DataFrame or dask.dataframe.Series
+        The table (image paths, bytes, arrays; texts).
+    fit_rows : int, default=1000
+        Rows an unfitted ``estimator`` is fitted on.
+
+    Returns
+    -------
+    embeddings : dask.dataframe.DataFrame
+        One float32 column per feature (named as ``get_feature_names_out``),
+        the index and partitions of ``data``.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, pandas as pd
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> table = dd.from_pandas(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), npartitions=2)
+    >>> transform(FunctionTransformer(lambda x: x * 2, feature_names_out="one-to-one"), table).compute()
+         x
+    0  2.0
+    1  4.0
+    2  6.0
+    """
+    from dask import delayed
+
+    fitted = _fitted(estimator, data, fit_rows)
+    names = [str(name) for name in fitted.get_feature_names_out()]
+    meta = pd.DataFrame({name: np.empty(0, dtype=np.float32) for name in names},
+                        index=data._meta.index)
+    # One task holds the estimator: each worker fetches its pickle once, not once per partition.
+    shared = delayed(fitted, pure=True)
+    return data.map_partitions(_frame, shared, names, meta=meta)
+
+
+def _settings_digest(estimator, data):
+    """What the parts depend on: the estimator's parameters and the data (Dask's token of it)."""
+    from dask.base import tokenize
+
+    return joblib.hash((joblib.hash(clone(estimator)), tokenize(data), data.npartitions))
+
+
+def _part_path(folder, number):
+    return Path(folder) / f"part-{number:05d}.parquet"
+
+
+def _complete(path):
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _write_part(estimator, part, names, path, keep):
+    frame = _frame(part, estimator, names)
+    frame = keep(part, frame) if keep is not None else frame
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=True))
+    return len(frame)
+
+
+def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress=False):
+    """Embed ``data`` into one Parquet file per partition in ``folder``; a rerun computes only missing parts.
+
+    Parameters
+    ----------
+    estimator, data, fit_rows
+        As for :func:`transform`.
+    folder : str or path
+        Created if needed. ``part-00000.parquet``... in the order of
+        ``data``'s partitions, each with ``data``'s index and the embeddings;
+        ``dask.dataframe.read_parquet(folder)`` reads them back in order.
+        A manifest records the settings: a folder holding the parts of another
+        table or estimator is an error, not a mix.
+    keep : callable, optional
+        ``keep(part, embeddings) -> embeddings`` run on each part before it is
+        written (the CLI drops rows it was asked to skip).
+    progress : bool, default=False
+        A progress bar over the parts to compute.
+
+    Returns
+    -------
+    computed : list of int
+        The numbers of the parts computed by this call (empty on a rerun of a finished job).
+    """
+    import dask
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fitted = _fitted(estimator, data, fit_rows)
+    manifest = {"settings": _settings_digest(fitted, data), "parts": int(data.npartitions),
+                "features": [str(name) for name in fitted.get_feature_names_out()]}
+    manifest_path = folder / _MANIFEST
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        if previous != manifest:
+            raise ValueError(f"{folder} holds the parts of another run (other table, partitions or settings): "
+                             "choose another folder, or delete it to start again")
+    else:
+        atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    for stale in folder.glob(".part-*.tmp"):  # left by a worker killed while writing
+        stale.unlink(missing_ok=True)
+    todo = [n for n in range(data.npartitions) if not _complete(_part_path(folder, n))]
+    shared = dask.delayed(fitted, pure=True)
+    parts = data.to_delayed()
+    tasks = [dask.delayed(_write_part)(shared, parts[n], manifest["features"], str(_part_path(folder, n)), keep)
+             for n in todo]
+    bar = tqdm(total=len(tasks), unit="part", desc="parts", disable=not progress or not tasks)
+    client = _active_client()
+    if client is not None:  # the cluster's workers, as many parts at a time as they have threads
+        from distributed import as_completed
+
+        for future in as_completed(client.compute(tasks)):
+            future.result()
+            bar.update()
+    else:  # here, a part at a time: the encoders use every core on their own
+        for task in tasks:
+            task.compute(scheduler="synchronous")
+            bar.update()
+    bar.close()
+    return todo
+
+
+def _active_client():
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:  # no client
+        return None

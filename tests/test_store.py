@@ -1,0 +1,121 @@
+"""The disk store of the embedding cache: few files at scale, fast lookups, never a wrong vector."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from skmm._cache import make_key
+from skmm._store import SQLiteStore
+
+
+def _keys(n, seed=0):
+    return [make_key(f"fingerprint{seed}", str(i)) for i in range(n)]
+
+
+def test_a_million_entries_in_few_files_and_ten_thousand_lookups_in_a_second(tmp_path):
+    store = SQLiteStore(tmp_path / "store")
+    keys = _keys(1_000_000)
+    values = np.arange(8, dtype=np.float32)
+    for start in range(0, len(keys), 100_000):
+        store.put_many({key: values + i for i, key in enumerate(keys[start:start + 100_000], start)})
+    assert len(store) == 1_000_000
+    files = sum(len(names) for _, _, names in os.walk(tmp_path / "store"))
+    assert files <= 1_000, files
+    rng = np.random.default_rng(0)
+    chosen = [keys[i] for i in rng.choice(len(keys), 10_000, replace=False)]
+    reader = SQLiteStore(tmp_path / "store")  # a fresh process's view: no connection open yet
+    started = time.perf_counter()
+    found = reader.get_many(chosen)
+    elapsed = time.perf_counter() - started
+    assert len(found) == 10_000
+    assert elapsed <= 1.0, f"10,000 lookups took {elapsed:.2f} s"
+    index = {key: i for i, key in enumerate(keys)}
+    assert all(found[key][0] == index[key] for key in chosen[:100])
+
+
+_WORKER = r"""
+import sys, time
+import numpy as np
+from skmm._cache import make_key
+from skmm._store import SQLiteStore
+
+role, folder, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+keys = [make_key("fingerprint", str(i)) for i in range(3000)]
+
+def value(key):  # what the key's content embeds to: any other vector is wrong
+    return np.random.default_rng(int(key[:8], 16)).standard_normal(64).astype(np.float32)
+
+store = SQLiteStore(folder)
+rng = np.random.default_rng()
+deadline = time.time() + seconds
+reads = wrong = 0
+while time.time() < deadline:
+    batch = [keys[i] for i in rng.choice(len(keys), 50, replace=False)]
+    if role == "writer":
+        store.put_many({key: value(key) for key in batch})
+    else:
+        found = store.get_many(batch)
+        reads += len(found)
+        wrong += sum(not np.array_equal(found[key], value(key)) for key in found)
+print(reads, wrong)
+"""
+
+
+def test_writers_killed_at_random_never_leave_a_wrong_vector(tmp_path):
+    folder = str(tmp_path / "store")
+    seconds = 12.0
+
+    def start(role):
+        return subprocess.Popen([sys.executable, "-c", _WORKER, role, folder, str(seconds)],
+                                stdout=subprocess.PIPE, text=True)
+
+    reader = start("reader")
+    writers = [start("writer"), start("writer")]
+    rng = np.random.default_rng(0)
+    kills = 0
+    deadline = time.time() + seconds - 2
+    while time.time() < deadline:
+        time.sleep(rng.uniform(0.2, 0.6))
+        victim = int(rng.integers(len(writers)))
+        os.kill(writers[victim].pid, signal.SIGKILL)  # mid-transaction, as often as not
+        writers[victim].wait()
+        kills += 1
+        writers[victim] = start("writer")
+    reads, wrong = map(int, reader.communicate(timeout=60)[0].split())
+    for writer in writers:
+        writer.communicate(timeout=60)
+    assert kills >= 10 and reads > 1000
+    assert wrong == 0
+    store = SQLiteStore(folder)  # what the killed writers left: every entry whole and right
+    keys = [make_key("fingerprint", str(i)) for i in range(3000)]
+    found = store.get_many(keys)
+    assert len(found) > 1000
+    for key, vector in found.items():
+        expected = np.random.default_rng(int(key[:8], 16)).standard_normal(64).astype(np.float32)
+        np.testing.assert_array_equal(vector, expected)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_shard_is_computed_again_never_served(tmp_path, damage):
+    store = SQLiteStore(tmp_path / "store")
+    keys = _keys(2000)
+    store.put_many({key: np.full(16, i, dtype=np.float32) for i, key in enumerate(keys)})
+    store.close()  # the log is folded into the shard files
+    shard = max((tmp_path / "store").glob("shard-*.sqlite"), key=lambda p: p.stat().st_size)
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:100] + os.urandom(len(data) - 100))
+    fresh = SQLiteStore(tmp_path / "store")
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        found = fresh.get_many(keys)
+    index = {key: i for i, key in enumerate(keys)}
+    assert 1000 < len(found) < 2000  # the other shards still serve
+    assert all(np.array_equal(found[key], np.full(16, index[key], dtype=np.float32)) for key in found)
+    fresh.put_many({key: np.full(16, index[key], dtype=np.float32) for key in keys if key not in found})
+    assert len(fresh.get_many(keys)) == 2000  # the shard is rebuilt
