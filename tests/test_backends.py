@@ -124,3 +124,11 @@ def test_pickles_hold_no_exported_model(tiny_image_params):
     restored = pickle.loads(pickle.dumps(encoder))
     assert restored._bundle is None
     np.testing.assert_allclose(restored.transform(random_images(2)), encoder.transform(random_images(2)), atol=1e-5)
+
+
+@pytest.mark.skipif("openvino" not in COMPILED, reason="openvino is not installed")
+def test_openvino_does_not_pin_its_threads(tiny_image_params):
+    """Pinned, the threads of two processes (Dask workers, a search's n_jobs) would share the first core."""
+    encoder = ImageEncoder(**{**tiny_image_params, "device": "cpu", "backend": "openvino"}).fit(random_images(1))
+    compiled = encoder._get_bundle().inference_module
+    assert compiled._model.get_property("ENABLE_CPU_PINNING") is False

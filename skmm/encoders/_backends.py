@@ -134,7 +134,10 @@ class CompiledModel:
         if backend == "openvino":
             import openvino
 
-            self._model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+            # No pinning: OpenVINO pins its threads to the first cores, so two processes (a search's n_jobs,
+            # Dask workers) would share one core while the other idles.
+            self._model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                                            "ENABLE_CPU_PINNING": False})
         else:
             import onnxruntime
 
