@@ -98,11 +98,31 @@ def transform(estimator, data, *, fit_rows=1000):
     return data.map_partitions(_frame, shared, names, meta=meta)
 
 
+# Parameters that change how fast or how visibly embeddings are made, not what they are: a rerun may change them.
+_RUNTIME_PARAMS = frozenset({"progress", "batch_size", "num_workers", "cache", "verbose", "n_jobs"})
+
+
+def _identity(value):
+    """An estimator's parameters less the runtime ones, and what it learned, nested estimators included
+    (hashable by joblib): a fusion fitted again on other rows is another run."""
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        params = {name: _identity(param) for name, param in value.get_params(deep=False).items()
+                  if name not in _RUNTIME_PARAMS}
+        learned = {name: _identity(attribute) for name, attribute in vars(value).items()
+                   if name.endswith("_") and not name.startswith("_")}
+        return type(value).__qualname__, params, learned
+    if isinstance(value, (list, tuple)):
+        return [_identity(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _identity(item) for key, item in value.items()}
+    return value
+
+
 def _settings_digest(estimator, data):
     """What the parts depend on: the estimator's parameters and the data (Dask's token of it)."""
     from dask.base import tokenize
 
-    return joblib.hash((joblib.hash(clone(estimator)), tokenize(data), data.npartitions))
+    return joblib.hash((_identity(estimator), tokenize(data), data.npartitions))
 
 
 def _part_path(folder, number):

@@ -109,7 +109,7 @@ def test_a_rerun_of_skmm_embed_into_a_finished_folder_computes_nothing(tmp_path,
     assert len(parts) == 3
     embedded_items.clear()
     clear_cache("memory")  # a new process: only the parts on disk remember anything
-    assert main(argv) == 0
+    assert main([*argv, "--batch-size", "8"]) == 0  # how fast is not what: the parts are kept
     assert embedded_items == []  # counted: nothing embedded again
     parts[1].unlink()  # a part lost: only it is computed again
     clear_cache("memory")
@@ -137,7 +137,8 @@ def test_skmm_embed_on_a_cluster_survives_a_worker_killed_mid_run(tmp_path, clus
     killed = {}
 
     def kill_a_worker_once_a_part_is_written():
-        with distributed.Client(cluster.scheduler_address) as client:
+        # Not the default client: the command line's own must be the one its tasks go to.
+        with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
             while not list(out.glob("part-*.parquet")):
                 time.sleep(0.05)
             pid = next(iter(client.run(os.getpid).values()))
