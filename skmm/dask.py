@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ._files import atomic_write
 
 _MANIFEST = "_skmm_parts.json"
+_NOTES_KEY = b"skmm"
 
 
 def _fitted(estimator, data, fit_rows):
@@ -49,8 +50,10 @@ def _fitted(estimator, data, fit_rows):
 
 
 def _frame(part, estimator, names):
-    out = np.asarray(estimator.transform(part), dtype=np.float32)
-    return pd.DataFrame(out, index=part.index, columns=names)
+    out = estimator.transform(part)
+    frame = pd.DataFrame(np.asarray(out, dtype=np.float32), index=part.index, columns=names)
+    frame.attrs.update(getattr(out, "attrs", {}))  # notes about the rows (see write_parquet)
+    return frame
 
 
 def transform(estimator, data, *, fit_rows=1000):
@@ -99,7 +102,9 @@ def transform(estimator, data, *, fit_rows=1000):
 
 
 # Parameters that change how fast or how visibly embeddings are made, not what they are: a rerun may change them.
-_RUNTIME_PARAMS = frozenset({"progress", "batch_size", "num_workers", "cache", "verbose", "n_jobs"})
+# The error policy too, so that a run stopped by a bad row can go on under another policy: parts already
+# written keep the policy they were written with (their notes name the rows it touched).
+_RUNTIME_PARAMS = frozenset({"progress", "batch_size", "num_workers", "cache", "verbose", "n_jobs", "on_error"})
 
 
 def _identity(value):
@@ -118,11 +123,31 @@ def _identity(value):
     return value
 
 
-def _settings_digest(estimator, data):
-    """What the parts depend on: the estimator's parameters and the data (Dask's token of it)."""
+def _manifest(estimator, data):
+    """What the parts depend on: the partitions, the data (Dask's token of it), the estimator, its features."""
     from dask.base import tokenize
 
-    return joblib.hash((_identity(estimator), tokenize(data), data.npartitions))
+    return {"parts": int(data.npartitions), "data": tokenize(data), "estimator": joblib.hash(_identity(estimator)),
+            "features": [str(name) for name in estimator.get_feature_names_out()]}
+
+
+_DIFFERENCES = {"parts": "it was cut into {previous} parts, this run into {now} (another number of rows per part)",
+                "data": "its table was another one (or the same one changed)",
+                "estimator": "its settings were others (model, image size, precision, device...)",
+                "features": "its settings were others (model, image size, precision, device...)"}
+
+
+def _check_manifest(folder, manifest):
+    path = folder / _MANIFEST
+    if not path.exists():
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+        return
+    previous = json.loads(path.read_text())
+    for key, why in _DIFFERENCES.items():
+        if previous.get(key) != manifest[key]:
+            raise ValueError(f"{folder} holds the parts of another run: "
+                             f"{why.format(previous=previous.get(key), now=manifest[key])}; choose another "
+                             "folder, or delete this one to start again")
 
 
 def _part_path(folder, number):
@@ -140,10 +165,28 @@ def _complete(path):
 
 
 def _write_part(estimator, part, names, path, keep):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     frame = _frame(part, estimator, names)
     frame = keep(part, frame) if keep is not None else frame
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=True))
+    notes = frame.attrs.get("skmm", {})
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _NOTES_KEY: json.dumps(notes)})
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return len(frame)
+
+
+def part_notes(folder):
+    """The notes each part of ``folder`` was written with (what the estimator's output carried in
+    ``attrs["skmm"]``, e.g. the rows it could not read), in part order; ``{}`` for a part without."""
+    import pyarrow.parquet as pq
+
+    notes = []
+    for path in sorted(Path(folder).glob("part-*.parquet")):
+        metadata = pq.read_schema(path).metadata or {}
+        notes.append(json.loads(metadata.get(_NOTES_KEY, b"{}")))
+    return notes
 
 
 def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress=False):
@@ -158,7 +201,10 @@ def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress
         ``data``'s partitions, each with ``data``'s index and the embeddings;
         ``dask.dataframe.read_parquet(folder)`` reads them back in order.
         A manifest records the settings: a folder holding the parts of another
-        table or estimator is an error, not a mix.
+        table or estimator is an error, not a mix (runtime options such as
+        ``batch_size``, ``progress`` or ``on_error`` may change between runs).
+        When the estimator's output carries ``attrs["skmm"]`` (a dict, e.g. the
+        rows it could not read), each part keeps it: see :func:`part_notes`.
     keep : callable, optional
         ``keep(part, embeddings) -> embeddings`` run on each part before it is
         written (the CLI drops rows it was asked to skip).
@@ -175,16 +221,8 @@ def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fitted = _fitted(estimator, data, fit_rows)
-    manifest = {"settings": _settings_digest(fitted, data), "parts": int(data.npartitions),
-                "features": [str(name) for name in fitted.get_feature_names_out()]}
-    manifest_path = folder / _MANIFEST
-    if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())
-        if previous != manifest:
-            raise ValueError(f"{folder} holds the parts of another run (other table, partitions or settings): "
-                             "choose another folder, or delete it to start again")
-    else:
-        atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    manifest = _manifest(fitted, data)
+    _check_manifest(folder, manifest)
     for stale in folder.glob(".part-*.tmp"):  # left by a worker killed while writing
         stale.unlink(missing_ok=True)
     todo = [n for n in range(data.npartitions) if not _complete(_part_path(folder, n))]

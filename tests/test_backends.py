@@ -132,3 +132,18 @@ def test_openvino_does_not_pin_its_threads(tiny_image_params):
     encoder = ImageEncoder(**{**tiny_image_params, "device": "cpu", "backend": "openvino"}).fit(random_images(1))
     compiled = encoder._get_bundle().inference_module
     assert compiled._model.get_property("ENABLE_CPU_PINNING") is False
+
+
+def test_threads_sharing_one_compiled_model_get_their_own_results(tiny_image_params):
+    """Dask's threaded scheduler runs partitions in threads that share the registry's one model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for backend in COMPILED:
+        encoder = ImageEncoder(**{**tiny_image_params, "device": "cpu", "backend": backend, "cache": None})
+        batches = [random_images(6, seed=seed) for seed in range(6)]
+        encoder.fit(batches[0])
+        expected = [encoder.transform(batch) for batch in batches]
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(encoder.transform, batches))
+        for got, want in zip(results, expected):
+            np.testing.assert_allclose(got, want, atol=1e-5)

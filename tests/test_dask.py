@@ -159,3 +159,26 @@ def test_skmm_embed_on_a_cluster_survives_a_worker_killed_mid_run(tmp_path, clus
     assert main(["embed", table, "-o", str(tmp_path / "single.parquet"), *EMBED]) == 0
     np.testing.assert_allclose(result.to_numpy(), pd.read_parquet(tmp_path / "single.parquet").to_numpy(),
                                atol=1e-5)
+
+
+def test_bad_rows_in_a_folder_run_name_their_lines_and_a_rerun_may_change_the_policy(tmp_path, capsys):
+    import pandas as pd
+
+    from skmm.cli import main
+
+    table = pd.read_csv(_table(tmp_path, 24))
+    table.loc[3, "image"] = str(tmp_path / "no_such.jpg")  # CSV line 5
+    table.loc[20, "text"] = None  # CSV line 22
+    table.to_csv(tmp_path / "broken.csv", index=False)
+    argv = ["embed", str(tmp_path / "broken.csv"), "-o", str(tmp_path / "out"), "--rows-per-part", "8", *EMBED]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "line 5 (image: file" in error and "--on-error skip" in error
+    assert main([*argv, "--on-error", "skip"]) == 0  # the same folder, another policy: it goes on
+    said = capsys.readouterr().out
+    assert "2 rows could not be read and were left out (--on-error skip): line 5 (image: file" in said
+    assert "line 22 (text: missing value)" in said
+    written = pd.read_parquet(tmp_path / "out")
+    assert list(written["row_id"]) == [r for r in range(24) if r not in (3, 20)]
+    assert main([*argv, "--on-error", "skip"]) == 0  # a rerun says it again, from the parts' notes
+    assert "2 rows could not be read" in capsys.readouterr().out

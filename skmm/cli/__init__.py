@@ -55,6 +55,11 @@ def main(argv=None):
             # Rows an encoder could not read are reported by the command itself, once, by their CSV line.
             warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
             command[args.command](args, log, say)
+    except KeyboardInterrupt:
+        resume = " (the parts written so far are kept: run the same command again to go on)" if (
+            args.command == "embed") else ""
+        print(f"skmm {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130
     except (CLIError, EncodingError, ValueError, OSError) as exc:
         if os.environ.get("SKMM_DEBUG"):
             raise

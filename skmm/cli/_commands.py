@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -190,10 +191,11 @@ def embed(args, log, say):
 
     from ._parts import check_parts_folder, embed_parts
 
-    to_parts = Path(args.output).is_dir() or not Path(args.output).suffix
-    if not to_parts and (args.workers or args.scheduler):
-        raise CLIError("--workers / --scheduler write Parquet parts into a folder: give -o a folder "
-                       f"(a path without a suffix), not {args.output!r}")
+    to_parts = Path(args.output).is_dir() or not Path(args.output).suffix or args.output.endswith(("/", os.sep))
+    if not to_parts and (args.workers or args.scheduler or args.rows_per_part):
+        raise CLIError("--workers, --scheduler and --rows-per-part write Parquet parts into a folder: give -o a "
+                       f"folder (a path without a suffix, or ending in /), not {args.output!r}")
+    args.rows_per_part = args.rows_per_part or 10_000
     output = check_parts_folder(args.output) if to_parts else check_output(args.output, TABLE_FORMATS, "output")
     check_device(args.device)
     table = read_table(args.table)

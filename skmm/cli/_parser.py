@@ -137,17 +137,21 @@ def build_parser(version):
                     "written whole or not at all. A rerun into the same folder computes only the parts that "
                     "are missing (after a crash, a lost worker, Ctrl-C). The parts run here one at a time, or "
                     "on Dask: --workers N starts a local cluster, --scheduler joins a running one (its workers "
-                    "must see the image files at the same paths). Read the result with "
-                    "pandas.read_parquet(FOLDER) or dask.dataframe.read_parquet(FOLDER).")
+                    "must see the image files at the same paths). Rows are checked inside each part: --on-error raise "
+                    "stops at the first part with a row that cannot be read (the parts written are kept; rerun "
+                    "with another policy to go on); the other policies end with the rows they left out or "
+                    "filled. Read the result with pandas.read_parquet(FOLDER) or "
+                    "dask.dataframe.read_parquet(FOLDER).")
     embed.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(embed)
     embed.add_argument("-o", "--output", required=True,
-                       help="Parquet or CSV file to write; or a folder (an existing folder, or a path without a "
-                            "suffix) for resumable Parquet parts")
+                       help="Parquet or CSV file to write; or a folder (an existing folder, a path without a suffix "
+                            "or ending in /) for resumable Parquet parts")
     _add_on_error(embed, "zero / nan: fill its embedding with zeros / NaN; skip: leave the row out")
     _add_runtime_options(embed)
     parts = embed.add_argument_group("large tables (a folder output)")
-    parts.add_argument("--rows-per-part", type=_positive_int, default=10_000, help="rows in each Parquet part")
+    parts.add_argument("--rows-per-part", type=_positive_int, default=None,
+                       help="rows in each Parquet part (default: 10000)")
     where = parts.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=None,
                        help="run the parts on a local Dask cluster of this many worker processes (one thread "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from ._io import CLIError
@@ -14,7 +16,12 @@ from ._rows import plural
 
 class EmbedColumns(TransformerMixin, BaseEstimator):
     """Each ``(column, encoder)``'s raw embeddings side by side, named ``<column>__<feature>`` (what
-    ``skmm embed`` writes; ``ModalityFusion`` would also rescale them). Fitting reads no item."""
+    ``skmm embed`` writes; ``ModalityFusion`` would also rescale them). Fitting reads no item.
+
+    ``transform`` returns a DataFrame whose ``attrs["skmm"]["problems"]`` maps
+    the label of each row an encoder could not read (filled per its
+    ``on_error``) to what went wrong: the parts keep it (skmm.dask.part_notes).
+    """
 
     def __init__(self, encoders):
         self.encoders = encoders
@@ -24,7 +31,15 @@ class EmbedColumns(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        return np.hstack([encoder.transform(X[column]) for column, encoder in self.encoders_])
+        blocks, problems = [], {}
+        for column, encoder in self.encoders_:
+            embeddings, found, index, name = encoder.encode_rows(X[column])
+            blocks.append(encoder._apply_error_policy(embeddings, found, index, name)[0])  # raises under "raise"
+            for position, message in found.items():
+                problems.setdefault(str(X.index[position]), f"{column}: {message}")
+        out = pd.DataFrame(np.hstack(blocks), index=X.index, columns=self.get_feature_names_out())
+        out.attrs["skmm"] = {"problems": problems}
+        return out
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray([f"{column}__{name}" for column, encoder in self.encoders_
@@ -32,17 +47,25 @@ class EmbedColumns(TransformerMixin, BaseEstimator):
 
 
 class KeepRows:
-    """What each part keeps: a ``row_id`` column first; with ``skip``, only the rows embedded in full."""
+    """What each part keeps: a ``row_id`` column first; with ``skip``, not the rows that could not be read."""
 
-    def __init__(self, skip):
-        self.skip = skip
+    def __init__(self, policy):
+        self.policy = policy
 
     def __call__(self, part, embeddings):
+        notes = dict(embeddings.attrs.get("skmm", {}), policy=self.policy)  # a rerun may use another policy
         embeddings.insert(0, "row_id", part["row_id"].to_numpy())
-        embeddings.index = part["row_id"].to_numpy()  # read back, the parts are indexed as a single file's rows
-        if self.skip:
-            embeddings = embeddings[np.isfinite(embeddings.iloc[:, 1:].to_numpy()).all(axis=1)]
+        if self.policy == "skip" and notes.get("problems"):
+            embeddings = embeddings[~embeddings.index.astype(str).isin(list(notes["problems"]))]
+        embeddings.index = embeddings["row_id"].to_numpy()  # read back, the parts are indexed as one file's rows
+        embeddings.attrs["skmm"] = notes
         return embeddings
+
+
+def _describe(problems, limit=10):
+    """``line 5 (photo: ...); line 9 (caption: missing value); ... and 3 more`` for {line: message}."""
+    shown = "; ".join(f"line {line} ({message})" for line, message in list(problems.items())[:limit])
+    return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
 
 
 def check_parts_folder(path):
@@ -56,7 +79,7 @@ def check_parts_folder(path):
 
 
 @contextlib.contextmanager
-def dask_client(workers, scheduler, log):
+def dask_client(workers, scheduler, log, verbose=False):
     """A distributed Client for ``--workers`` / ``--scheduler``, or none (the parts run in this process)."""
     if workers is None and scheduler is None:
         yield None
@@ -69,37 +92,59 @@ def dask_client(workers, scheduler, log):
         log(f"joining the Dask cluster at {scheduler}")
         try:
             client = Client(scheduler, timeout="30s")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise CLIError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
         with client:
             yield client
         return
     log(f"starting a local Dask cluster of {plural(workers, 'worker')}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    quiet = logging.INFO if verbose else logging.ERROR  # the cluster's own chatter (workers closing...)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=quiet) as cluster, Client(cluster) as client:
         yield client
 
 
 def embed_parts(args, table, encoders, output, log, say):
     """Embed ``table`` into Parquet parts in ``output``; parts already written are kept."""
-    import dask
-    import dask.dataframe as dd
-    from ..dask import write_parquet
+    try:
+        import dask
+        import dask.dataframe as dd
+    except ImportError:
+        raise CLIError("a folder output (Parquet parts) needs Dask: pip install 'skmm[dask]'") from None
+
+    from ..dask import part_notes, write_parquet
+    from ..encoders import EncodingError
 
     columns = [args.image_col, args.text_col]
     frame = table[columns].copy()
     frame.insert(0, "row_id", np.arange(len(frame)))
-    # The index stays the table's line numbers: an error in a part names the line, as everywhere else.
+    # The index stays the table's line numbers: a problem in a part names the line, as everywhere else.
     with dask.config.set({"dataframe.convert-string": False}):  # items reach the encoders as they were read
         data = dd.from_pandas(frame, chunksize=args.rows_per_part, sort=False)
     both = EmbedColumns([(column, encoder) for encoder, column in zip(encoders, columns)])
     n_parts = data.npartitions
-    with dask_client(args.workers, args.scheduler, log) as client:
+    with dask_client(args.workers, args.scheduler, log, args.verbose) as client:
         where = "here" if client is None else f"on {plural(len(client.scheduler_info()['workers']), 'worker')}"
         log(f"embedding {plural(len(frame), 'row')} in {plural(n_parts, 'part')} of up to "
             f"{args.rows_per_part} rows, {where}")
-        computed = write_parquet(both, data, output, keep=KeepRows(args.on_error == "skip"), progress=not args.quiet)
+        try:
+            computed = write_parquet(both, data, output, keep=KeepRows(args.on_error),
+                                     progress=not args.quiet)
+        except EncodingError as exc:  # --on-error raise, in the first part with a bad row
+            written = len(list(Path(output).glob("part-*.parquet")))
+            problems = {str(line): f"{exc.column}: {message}" for line, message in exc.problems.items()}
+            raise CLIError(f"{plural(len(problems), 'row')} of {args.table} cannot be embedded: "
+                           f"{_describe(problems)}. Use --on-error skip to leave such rows out, or --on-error zero "
+                           f"/ nan to fill them; the {plural(written, 'part')} written so far are kept, and a rerun "
+                           "computes only the missing ones") from None
     kept = n_parts - len(computed)
     say(f"wrote {plural(len(computed), 'part')} to {output}"
         + (f" ({plural(kept, 'part')} already there from an earlier run)" if kept else "")
         + f": {plural(n_parts, 'part')}, {plural(len(frame), 'row')} in the table")
+    by_policy = {}
+    for notes in part_notes(output):
+        by_policy.setdefault(notes.get("policy"), {}).update(notes.get("problems", {}))
+    for policy, problems in by_policy.items():
+        if problems:
+            what = "left out (--on-error skip)" if policy == "skip" else f"filled (--on-error {policy})"
+            say(f"{plural(len(problems), 'row')} could not be read and were {what}: {_describe(problems)}")

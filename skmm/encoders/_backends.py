@@ -21,6 +21,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class CompiledModel:
             # Dask workers) would share one core while the other idles.
             self._model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                                             "ENABLE_CPU_PINNING": False})
+            self._lock = threading.Lock()
         else:
             import onnxruntime
 
@@ -149,7 +151,10 @@ class CompiledModel:
     def __call__(self, *tensors):
         arrays = [np.ascontiguousarray(t.detach().cpu().numpy()) for t in tensors]
         if self.backend == "openvino":
-            output = self._model(dict(zip(self.input_names, arrays)))[0]
-        else:
+            # One infer request serves the compiled model: threads sharing it (Dask's threaded scheduler, a
+            # threaded search) take turns, and each copies its output out before the next call reuses it.
+            with self._lock:
+                output = np.array(self._model(dict(zip(self.input_names, arrays)))[0], dtype=np.float32)
+        else:  # an ONNX Runtime session may be run from several threads at once
             output = self._session.run(None, dict(zip(self.input_names, arrays)))[0]
         return torch.from_numpy(np.asarray(output, dtype=np.float32))

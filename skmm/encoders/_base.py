@@ -3,6 +3,7 @@ the embedding cache, the bad-input policy and pickling without weights."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import warnings
@@ -42,6 +43,9 @@ class EncodingError(ValueError):
         super().__init__(message)
         self.column = column
         self.problems = dict(problems or {})
+
+    def __reduce__(self):  # keep the column and rows when it travels between processes (Dask, joblib)
+        return functools.partial(EncodingError, column=self.column, problems=self.problems), (str(self),)
 
 
 class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
