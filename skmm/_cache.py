@@ -112,7 +112,6 @@ class ClaimCoordinator:
         self.directory = Path(directory)
         self.stale_seconds = stale_seconds
         self.poll_seconds = poll_seconds
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def _path(self, key):
         return self.directory / f"{key}.claim"
@@ -125,7 +124,7 @@ class ClaimCoordinator:
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as handle:
-            handle.write(self._owner)
+            handle.write(f"{socket.gethostname()}:{os.getpid()}")  # read now: a forked child claims as itself
         return True
 
     def _is_stale(self, key):

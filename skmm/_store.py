@@ -37,6 +37,17 @@ _SCHEMA = ("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, dtype TEXT
            "checksum BLOB NOT NULL, payload BLOB NOT NULL)")
 
 
+# SQLite's result codes for a file that is damaged or is not a database: the only errors that drop a shard.
+_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _is_damage(error):
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGE_CODES
+    return "malformed" in str(error) or "not a database" in str(error)
+
+
 def _checksum(dtype, shape, payload):
     return hashlib.blake2b(f"{dtype}|{shape}|".encode() + payload, digest_size=_DIGEST_SIZE).digest()
 
@@ -56,6 +67,7 @@ class SQLiteStore:
     def __init__(self, directory):
         self.directory = Path(directory)
         self._connections = {}
+        self._inherited = []
         self._pid = None
         self._lock = threading.Lock()
         self._legacy = None
@@ -63,6 +75,10 @@ class SQLiteStore:
     # -- connections: one per shard and process (a forked child opens its own) ----------
     def _connection(self, shard):
         if self._pid != os.getpid():
+            # A forked child must neither use nor close its parent's connections (SQLite's advice): it keeps
+            # them, untouched, and opens its own.
+            if self._pid is not None:
+                self._inherited.append(self._connections)
             self._connections, self._pid = {}, os.getpid()
         connection = self._connections.get(shard)
         if connection is None:
@@ -91,8 +107,8 @@ class SQLiteStore:
                 try:
                     found.update(self._read_shard(shard, shard_keys))
                 except sqlite3.DatabaseError as error:
-                    if isinstance(error, sqlite3.OperationalError) and "malformed" not in str(error):
-                        raise  # busy, locked, out of space: not damage
+                    if not _is_damage(error):
+                        raise
                     self._drop_damaged_shard(shard, error)
         if len(found) < len(keys) and self._has_legacy_entries():
             found.update(self._migrate([key for key in keys if key not in found]))
@@ -133,15 +149,25 @@ class SQLiteStore:
                     value = np.ascontiguousarray(entries[key], dtype=np.float32)
                     dtype, shape, payload = value.dtype.str, ",".join(map(str, value.shape)), value.tobytes()
                     rows.append((bytes.fromhex(key), dtype, shape, _checksum(dtype, shape, payload), payload))
-                connection = self._connection(shard)
-                connection.execute("BEGIN IMMEDIATE")
                 try:
-                    # An entry already there holds the same value (same key): the first writer's stays.
-                    connection.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+                    self._write_shard(shard, rows)
+                except sqlite3.DatabaseError as error:
+                    if not _is_damage(error):
+                        raise
+                    self._drop_damaged_shard(shard, error)
+                    self._write_shard(shard, rows)
+
+    def _write_shard(self, shard, rows):
+        connection = self._connection(shard)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            # An entry already there holds the same value (same key): the first writer's stays.
+            connection.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
 
     def __len__(self):
         with self._lock:
@@ -168,8 +194,8 @@ class SQLiteStore:
         return self.directory / key[:2] / f"{key}.npy"
 
     def _has_legacy_entries(self):
-        if self._legacy is None:
-            self._legacy = any(path.is_dir() and len(path.name) == 2 for path in self.directory.glob("??"))
+        if self._legacy is None:  # looked for once: a cache written by 0.1 has .npy files in two-letter folders
+            self._legacy = next(self.directory.glob("??/*.npy"), None) is not None
         return self._legacy
 
     def _migrate(self, keys):

@@ -127,19 +127,28 @@ def _manifest(estimator, data):
     """What the parts depend on: the partitions, the data (Dask's token of it), the estimator, its features."""
     from dask.base import tokenize
 
-    return {"parts": int(data.npartitions), "data": tokenize(data), "estimator": joblib.hash(_identity(estimator)),
+    identity = _identity(estimator)
+    try:
+        digest = joblib.hash(identity)
+    except Exception:  # e.g. a lambda inside a FunctionTransformer: Dask's tokenizer reads functions too
+        digest = tokenize(identity)
+    return {"parts": int(data.npartitions), "data": tokenize(data), "estimator": digest,
             "features": [str(name) for name in estimator.get_feature_names_out()]}
 
 
 _DIFFERENCES = {"parts": "it was cut into {previous} parts, this run into {now} (another number of rows per part)",
-                "data": "its table was another one (or the same one changed)",
+                "data": "its table was another one, or the same one changed or cut into parts of another size "
+                        "(or Dask was upgraded since)",
                 "estimator": "its settings were others (model, image size, precision, device...)",
                 "features": "its settings were others (model, image size, precision, device...)"}
 
 
 def _check_manifest(folder, manifest):
     path = folder / _MANIFEST
-    if not path.exists():
+    has_parts = next(folder.glob("part-*.parquet"), None) is not None
+    if not path.exists() and any(not p.name.startswith(".") for p in folder.iterdir()):
+        raise ValueError(f"{folder} is not empty and holds no parts written by skmm: choose a new or empty folder")
+    if not has_parts:  # nothing written yet (a first run stopped before its first part): start afresh
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
         return
     previous = json.loads(path.read_text())
@@ -150,8 +159,9 @@ def _check_manifest(folder, manifest):
                              "folder, or delete this one to start again")
 
 
-def _part_path(folder, number):
-    return Path(folder) / f"part-{number:05d}.parquet"
+def _part_path(folder, number, n_parts):
+    # Zero-padded to the widest number, so that the names sort in the parts' order.
+    return Path(folder) / f"part-{number:0{max(5, len(str(n_parts - 1)))}d}.parquet"
 
 
 def _complete(path):
@@ -197,7 +207,9 @@ def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress
     estimator, data, fit_rows
         As for :func:`transform`.
     folder : str or path
-        Created if needed. ``part-00000.parquet``... in the order of
+        A new or empty folder (created if needed), or one holding an earlier
+        run's parts; on a cluster, every worker must reach it at the same
+        path (a shared file system). ``part-00000.parquet``... in the order of
         ``data``'s partitions, each with ``data``'s index and the embeddings;
         ``dask.dataframe.read_parquet(folder)`` reads them back in order.
         A manifest records the settings: a folder holding the parts of another
@@ -218,18 +230,19 @@ def write_parquet(estimator, data, folder, *, fit_rows=1000, keep=None, progress
     """
     import dask
 
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # workers write there: the same path must reach the same folder on each
     folder.mkdir(parents=True, exist_ok=True)
     fitted = _fitted(estimator, data, fit_rows)
     manifest = _manifest(fitted, data)
     _check_manifest(folder, manifest)
     for stale in folder.glob(".part-*.tmp"):  # left by a worker killed while writing
         stale.unlink(missing_ok=True)
-    todo = [n for n in range(data.npartitions) if not _complete(_part_path(folder, n))]
+    n_parts = data.npartitions
+    todo = [n for n in range(n_parts) if not _complete(_part_path(folder, n, n_parts))]
     shared = dask.delayed(fitted, pure=True)
     parts = data.to_delayed()
-    tasks = [dask.delayed(_write_part)(shared, parts[n], manifest["features"], str(_part_path(folder, n)), keep)
-             for n in todo]
+    tasks = [dask.delayed(_write_part)(shared, parts[n], manifest["features"], str(_part_path(folder, n, n_parts)),
+                                       keep) for n in todo]
     bar = tqdm(total=len(tasks), unit="part", desc="parts", disable=not progress or not tasks)
     client = _active_client()
     if client is not None:  # the cluster's workers, as many parts at a time as they have threads

@@ -182,3 +182,31 @@ def test_bad_rows_in_a_folder_run_name_their_lines_and_a_rerun_may_change_the_po
     assert list(written["row_id"]) == [r for r in range(24) if r not in (3, 20)]
     assert main([*argv, "--on-error", "skip"]) == 0  # a rerun says it again, from the parts' notes
     assert "2 rows could not be read" in capsys.readouterr().out
+
+
+def _fail(x):
+    raise ValueError("a bad row")
+
+
+def test_write_parquet_keeps_parts_and_never_takes_a_folder_it_did_not_write(tmp_path):
+    import dask.dataframe as dd
+    import pandas as pd
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skmm.dask import write_parquet
+
+    table = dd.from_pandas(pd.DataFrame({"x": np.arange(6.0)}), npartitions=3)
+    double = FunctionTransformer(lambda x: x * 2, feature_names_out="one-to-one")  # a lambda: hashed by Dask
+    assert write_parquet(double, table, tmp_path / "a") == [0, 1, 2]
+    assert write_parquet(double, table, tmp_path / "a") == []
+    assert list(pd.read_parquet(tmp_path / "a")["x"]) == [0, 2, 4, 6, 8, 10]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("the user's own file")
+    with pytest.raises(ValueError, match="not empty"):
+        write_parquet(double, table, tmp_path / "b")
+    with pytest.raises(ValueError, match="a bad row"):  # stopped before its first part...
+        write_parquet(FunctionTransformer(_fail, feature_names_out="one-to-one"), table, tmp_path / "c")
+    other = dd.from_pandas(pd.DataFrame({"x": np.arange(4.0)}), npartitions=2)
+    assert write_parquet(double, other, tmp_path / "c") == [0, 1]  # ...so nothing holds the folder
+    with pytest.raises(ValueError, match="another run"):
+        write_parquet(double, table, tmp_path / "c")

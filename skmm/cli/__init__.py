@@ -10,6 +10,7 @@ instead.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import warnings
 
@@ -56,11 +57,11 @@ def main(argv=None):
             warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
             command[args.command](args, log, say)
     except KeyboardInterrupt:
-        resume = " (the parts written so far are kept: run the same command again to go on)" if (
-            args.command == "embed") else ""
+        resume = (" (the parts written so far are kept: run the same command again to go on)"
+                  if getattr(args, "parts_folder", False) else "")
         print(f"skmm {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
-    except (CLIError, EncodingError, ValueError, OSError) as exc:
+    except (CLIError, EncodingError, ValueError, OSError, sqlite3.Error) as exc:
         if os.environ.get("SKMM_DEBUG"):
             raise
         message = " ".join(str(exc).split())  # one line

@@ -203,6 +203,7 @@ def embed(args, log, say):
     folder = _folder(args.table)
     warn_if_texts_are_paths(table[args.text_col], folder, args.text_col, say)
     image, text = make_encoders(args, folder, "nan" if args.on_error == "skip" else args.on_error)
+    args.parts_folder = to_parts  # what an interruption can keep
     if to_parts:  # rows are checked inside each part (a million rows are not read twice)
         return embed_parts(args, table, (image, text), output, log, say)
     modalities = [(image, args.image_col), (text, args.text_col)]

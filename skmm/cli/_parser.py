@@ -137,7 +137,7 @@ def build_parser(version):
                     "written whole or not at all. A rerun into the same folder computes only the parts that "
                     "are missing (after a crash, a lost worker, Ctrl-C). The parts run here one at a time, or "
                     "on Dask: --workers N starts a local cluster, --scheduler joins a running one (its workers "
-                    "must see the image files at the same paths). Rows are checked inside each part: --on-error raise "
+                    "must see the image files and the output folder at the same paths). Rows are checked inside each part: --on-error raise "
                     "stops at the first part with a row that cannot be read (the parts written are kept; rerun "
                     "with another policy to go on); the other policies end with the rows they left out or "
                     "filled. Read the result with pandas.read_parquet(FOLDER) or "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ class EmbedColumns(TransformerMixin, BaseEstimator):
         blocks, problems = [], {}
         for column, encoder in self.encoders_:
             embeddings, found, index, name = encoder.encode_rows(X[column])
-            blocks.append(encoder._apply_error_policy(embeddings, found, index, name)[0])  # raises under "raise"
+            with warnings.catch_warnings():  # the notes below say it, once, at the end (workers warn apart)
+                warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
+                blocks.append(encoder._apply_error_policy(embeddings, found, index, name)[0])  # raises on "raise"
             for position, message in found.items():
                 problems.setdefault(str(X.index[position]), f"{column}: {message}")
         out = pd.DataFrame(np.hstack(blocks), index=X.index, columns=self.get_feature_names_out())
@@ -104,6 +107,15 @@ def dask_client(workers, scheduler, log, verbose=False):
         yield client
 
 
+def _worker_lost():
+    """The errors Dask raises when the workers running a part keep dying (none without dask.distributed)."""
+    try:
+        from distributed import KilledWorker
+    except ImportError:
+        return ()
+    return (KilledWorker,)
+
+
 def embed_parts(args, table, encoders, output, log, say):
     """Embed ``table`` into Parquet parts in ``output``; parts already written are kept."""
     try:
@@ -130,6 +142,9 @@ def embed_parts(args, table, encoders, output, log, say):
         try:
             computed = write_parquet(both, data, output, keep=KeepRows(args.on_error),
                                      progress=not args.quiet)
+        except _worker_lost() as exc:
+            raise CLIError(f"a Dask worker was lost on every try of a part ({type(exc).__name__}: {exc}); the parts "
+                           "written so far are kept: run the same command again to go on") from None
         except EncodingError as exc:  # --on-error raise, in the first part with a bad row
             written = len(list(Path(output).glob("part-*.parquet")))
             problems = {str(line): f"{exc.column}: {message}" for line, message in exc.problems.items()}
