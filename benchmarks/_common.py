@@ -24,3 +24,18 @@ def jpeg_files(n, workdir):
                                        random_state=0)
         done.touch()
     return [str(folder / f"{i:06d}.jpg") for i in range(n)], "generated 256 px JPEGs"
+
+
+def add_mvsa_arguments(parser):
+    """--data, --device and --cache, as every MVSA benchmark takes them."""
+    parser.add_argument("--data", default=str(MVSA_DIR))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache", default=str(REPO / "benchmarks" / ".cache"))
+
+
+def mvsa_present(args):
+    """Whether the MVSA data is at ``args.data`` (saying so when it is not: the benchmark skips)."""
+    if os.path.exists(os.path.join(args.data, "train.txt")):
+        return True
+    print(f"MVSA data not found at {args.data}: skipped.")
+    return False

@@ -168,6 +168,13 @@ def _texts(n):
     return list(X["text"]), "generated texts"
 
 
+def _rate(n_items, run):
+    """Items per second of one call of ``run()``."""
+    start = time.perf_counter()
+    run()
+    return n_items / (time.perf_counter() - start)
+
+
 def measure_backends(args):
     """Per backend: images (a) raw forward and (b) ImageEncoder end to end; texts raw and end to end."""
     import torch
@@ -201,24 +208,16 @@ def measure_backends(args):
         for _ in range(args.repeat):
             for backend in backends:  # alternated: each round runs every backend once
                 forward, batches = raw_images[backend]
-                with torch.inference_mode():
-                    forward(batches[0])  # warm
-                    start = time.perf_counter()
-                    for batch in batches:
-                        forward(batch)
-                rounds["image_raw"][backend].append(len(files) / (time.perf_counter() - start))
-                start = time.perf_counter()
-                images[backend].transform(files)
-                rounds["image_encoder"][backend].append(len(files) / (time.perf_counter() - start))
                 text_forward, token_batches = raw_texts[backend]
                 with torch.inference_mode():
-                    start = time.perf_counter()
-                    for batch in token_batches:
-                        text_forward(batch)
-                rounds["text_raw"][backend].append(len(texts) / (time.perf_counter() - start))
-                start = time.perf_counter()
-                encoders_text[backend].transform(texts)
-                rounds["text_encoder"][backend].append(len(texts) / (time.perf_counter() - start))
+                    forward(batches[0])  # warm
+                    rounds["image_raw"][backend].append(_rate(len(files), lambda: [forward(b) for b in batches]))
+                rounds["image_encoder"][backend].append(_rate(len(files), lambda: images[backend].transform(files)))
+                with torch.inference_mode():
+                    rounds["text_raw"][backend].append(
+                        _rate(len(texts), lambda: [text_forward(b) for b in token_batches]))
+                rounds["text_encoder"][backend].append(
+                    _rate(len(texts), lambda: encoders_text[backend].transform(texts)))
     best = {key: {backend: max(values) for backend, values in per.items()} for key, per in rounds.items()}
     return {"images": len(files), "image_source": source, "texts": len(texts), "text_source": text_source,
             "model": args.model, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import MVSA_DIR, REPO, RESULTS  # noqa: E402
+from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
 
 # Published MVSA results report accuracy and weighted F1; macro-F1 shows the rare neutral class.
 METRICS = ("accuracy", "f1_weighted", "f1_macro")
@@ -156,13 +156,10 @@ def log_probability_logreg():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(MVSA_DIR))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache", default=str(REPO / "benchmarks" / ".cache"))
+    add_mvsa_arguments(parser)
     parser.add_argument("--only", default=None, help="run the pipelines whose name contains this text")
     args = parser.parse_args()
-    if not os.path.exists(os.path.join(args.data, "train.txt")):
-        print(f"MVSA data not found at {args.data}: skipped.")
+    if not mvsa_present(args):
         return
     from sklearn.model_selection import StratifiedKFold, cross_validate
 

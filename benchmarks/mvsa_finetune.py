@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import MVSA_DIR, REPO, RESULTS  # noqa: E402
+from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
 
 METRICS = ("accuracy", "f1_weighted", "f1_macro")
 
@@ -47,16 +47,13 @@ def network(params, cache, device, random_state=0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(MVSA_DIR))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--cache", default=str(REPO / "benchmarks" / ".cache"))
+    add_mvsa_arguments(parser)
     parser.add_argument("--only", default=None,
                         help="run the configurations whose name contains this text (=NAME: that one only)")
     parser.add_argument("--folds", type=int, default=5, help="how many of the 5 folds to run")
     parser.add_argument("--set", default=None, help="extra parameters as JSON, e.g. '{\"max_epochs\": 10}'")
     args = parser.parse_args()
-    if not os.path.exists(os.path.join(args.data, "train.txt")):
-        print(f"MVSA data not found at {args.data}: skipped.")
+    if not mvsa_present(args):
         return
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import StratifiedKFold

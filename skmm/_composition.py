@@ -8,6 +8,7 @@ triple, as ``ColumnTransformer`` does.
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.utils.metaestimators import _BaseComposition
 
 
@@ -42,6 +43,14 @@ class TriplesComposition(_BaseComposition):
             raise ValueError(f"{self._triples} must be a non-empty list of (name, estimator, column) triples")
         self._validate_names([name for name, _, _ in triples])
         return triples
+
+    def _remember_columns(self, frame):
+        """``n_features_in_`` and ``feature_names_in_`` of the table ``frame`` (called by ``fit``)."""
+        self.n_features_in_ = frame.shape[1]
+        if all(isinstance(c, str) for c in frame.columns):
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):  # fitted before on named columns
+            del self.feature_names_in_
 
     def _sk_visual_block_(self):
         try:

@@ -189,7 +189,7 @@ def predict(args, log, say):
 def embed(args, log, say):
     import pandas as pd
 
-    from ._parts import check_parts_folder, embed_parts
+    from ._parts import EmbedColumns, check_parts_folder, embed_parts
 
     to_parts = Path(args.output).is_dir() or not Path(args.output).suffix or args.output.endswith(("/", os.sep))
     if not to_parts and (args.workers or args.scheduler or args.rows_per_part):
@@ -213,14 +213,12 @@ def embed(args, log, say):
         for label in table.index[table[column].isna()]:
             found.reasons.setdefault(label, f"{column}: missing value")
     note = enforce(found, policy=args.on_error, verb="embedded", table=args.table, folder=folder, per_row=False)
-    blocks = [pd.DataFrame({"row_id": np.arange(len(table))}, index=table.index)]
-    for encoder, column in modalities:
-        if args.on_error == "raise":
+    if args.on_error == "raise":
+        for encoder, _ in modalities:
             encoder.set_params(on_error="zero")  # every problem was reported above; none is left
-        embeddings, _ = encoder.fit(table[column]).encode(table[column])
-        names = [f"{column}__{name}" for name in encoder.get_feature_names_out()]
-        blocks.append(pd.DataFrame(embeddings, index=table.index, columns=names))
-    out = pd.concat(blocks, axis=1)
+    embedded = EmbedColumns([(column, encoder) for encoder, column in modalities]).fit(table).transform(table)
+    embedded.attrs.clear()  # its notes repeat what was said above
+    out = pd.concat([pd.DataFrame({"row_id": np.arange(len(table))}, index=table.index), embedded], axis=1)
     if args.on_error == "skip":
         out = out[~out.index.isin(list(found.reasons))]
     if note:

@@ -106,11 +106,7 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
     def _check_table(self, X, y, reset):
         frame = as_frame(X)
         if reset:
-            self.n_features_in_ = frame.shape[1]
-            if all(isinstance(c, str) for c in frame.columns):
-                self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._remember_columns(frame)
         if len(frame) == 0:
             raise ValueError("X is empty: at least one row is required")
         if y is not None:

@@ -184,11 +184,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         """Each modality's block (present rows, scaled) and presence mask, and the transformers used."""
         frame = as_frame(X)
         if fitting:
-            self.n_features_in_ = frame.shape[1]
-            if all(isinstance(c, str) for c in frame.columns):
-                self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._remember_columns(frame)
         columns, masks = read_modalities(frame, triples, fitting)
         blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
         for position, (name, _, _) in enumerate(fitted):
