@@ -13,9 +13,12 @@ fresh subprocess (the setting is process-wide and cannot be undone).
 With --backend (a comma-separated list: torch,openvino,onnxruntime), the backends instead, in one process
 with tuned malloc and alternating rounds: for images, (a) and (b) per backend on the same JPEGs (MVSA's
 photos when present); for texts, raw forward on pre-tokenised batches and TextEncoder end to end, on 1,000
-MVSA texts (generated ones without the data).
+MVSA texts (generated ones without the data). An entry may name a precision, ``openvino:bf16`` or
+``torch:bf16`` (default fp32); each one's embeddings are compared with the first entry's (worst and mean
+cosine per item).
 
     python benchmarks/embed_speed.py --backend torch,openvino,onnxruntime --repeat 3
+    python benchmarks/embed_speed.py --backend torch,openvino,openvino:bf16,torch:bf16 --repeat 2
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def measure(args):
     import torch
 
     from skmm import ImageEncoder
-    from skmm._device import autocast, resolve_device, resolve_precision
+    from skmm._device import autocast, autocast_dtype, resolve_device
 
     if args.tune_malloc:
         from skmm.performance import tune_malloc
@@ -110,7 +113,7 @@ def measure(args):
         pixels = ImageEncoder(**{**encoder.get_params(), "decode": "loader"}).fit(files[:1])
         bundle = pixels._get_bundle()
         device = resolve_device(encoder.device_)
-        dtype = resolve_precision(encoder.precision, device)
+        dtype = autocast_dtype(encoder.precision_)
         prepare, _, forward = pixels._pipeline(bundle)
         results = {"source": source, "n_images": len(files), "device": str(device),
                    "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
@@ -180,23 +183,27 @@ def measure_backends(args):
     import torch
 
     from skmm import ImageEncoder, TextEncoder
+    from skmm._device import autocast, autocast_dtype
     from skmm.performance import tune_malloc
 
     assert tune_malloc(), "tune_malloc() is not available here"
-    backends = args.backend.split(",")
+    backends = args.backend.split(",")  # "openvino" or "openvino:bf16": a backend and its precision
     with tempfile.TemporaryDirectory() as scratch:
         files, source = jpeg_files(args.n_images, args.jpeg_dir or scratch)
         texts, text_source = _texts(args.n_texts)
         images, raw_images, encoders_text, raw_texts = {}, {}, {}, {}
         for backend in backends:
-            encoder = ImageEncoder(args.model, device="cpu", batch_size=args.batch_size, cache=None, backend=backend)
+            name, _, precision = backend.partition(":")
+            options = dict(device="cpu", batch_size=args.batch_size, cache=None, backend=name,
+                           precision=precision or "fp32")
+            encoder = ImageEncoder(args.model, **options)
             encoder.fit(files[:1])
             bundle = encoder._get_bundle()
             prepare, _, forward = encoder._pipeline(bundle)
             decoded = torch.stack([prepare(f) for f in files])
             batches = [decoded[i:i + args.batch_size] for i in range(0, len(files), args.batch_size)]
             images[backend], raw_images[backend] = encoder, (forward, batches)
-            text_encoder = TextEncoder(device="cpu", batch_size=args.batch_size, cache=None, backend=backend)
+            text_encoder = TextEncoder(**options)
             text_encoder.fit(texts[:1])
             text_bundle = text_encoder._get_bundle()
             _, tokenize, text_forward = text_encoder._pipeline(text_bundle)
@@ -209,21 +216,41 @@ def measure_backends(args):
             for backend in backends:  # alternated: each round runs every backend once
                 forward, batches = raw_images[backend]
                 text_forward, token_batches = raw_texts[backend]
-                with torch.inference_mode():
+                # The raw forwards run in each entry's precision as the encoder would (torch: autocast).
+                dtype = autocast_dtype(images[backend].precision_) if backend.startswith("torch") else None
+                with torch.inference_mode(), autocast(torch.device("cpu"), dtype):
                     forward(batches[0])  # warm
                     rounds["image_raw"][backend].append(_rate(len(files), lambda: [forward(b) for b in batches]))
                 rounds["image_encoder"][backend].append(_rate(len(files), lambda: images[backend].transform(files)))
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast(torch.device("cpu"), dtype):
                     rounds["text_raw"][backend].append(
                         _rate(len(texts), lambda: [text_forward(b) for b in token_batches]))
                 rounds["text_encoder"][backend].append(
                     _rate(len(texts), lambda: encoders_text[backend].transform(texts)))
+        agreement = _agreement(backends, images, files, encoders_text, texts)  # before the files go
     best = {key: {backend: max(values) for backend, values in per.items()} for key, per in rounds.items()}
     return {"images": len(files), "image_source": source, "texts": len(texts), "text_source": text_source,
+            "agreement": agreement, "precisions": {backend: images[backend].precision_ for backend in backends},
             "model": args.model, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
-            "versions": {backend: __import__("skmm.encoders._backends", fromlist=["x"]).backend_version(backend)
-                         for backend in backends},
+            "versions": {backend: __import__("skmm.encoders._backends", fromlist=["x"]).backend_version(
+                backend.partition(":")[0]) for backend in backends},
             "rounds": rounds, "best": best}
+
+
+def _agreement(backends, images, files, text_encoders, texts):
+    """Per backend, the worst and mean cosine of its embeddings to the first backend's (the reference)."""
+    import numpy as np
+
+    def cosines(a, b):
+        return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    result = {}
+    for kind, encoders, items in (("image", images, files), ("text", text_encoders, texts)):
+        reference = encoders[backends[0]].transform(items)
+        for backend in backends:
+            values = cosines(encoders[backend].transform(items), reference)
+            result.setdefault(backend, {})[kind] = {"worst": float(values.min()), "mean": float(values.mean())}
+    return result
 
 
 def _report_backends(args):
@@ -246,6 +273,10 @@ def _report_backends(args):
         print(f"{backend:<12} {image_raw:>10.1f} {image_end:>13.1f} {image_end / image_raw:>8.2f} "
               f"{image_end / torch_best['image_encoder'].get('torch', float('nan')):>9.2f} {text_raw:>9.1f} "
               f"{text_end:>12.1f} {text_end / torch_best['text_encoder'].get('torch', float('nan')):>9.2f}")
+    reference = next(iter(run["agreement"]))
+    for backend, agreement in run["agreement"].items():
+        print(f"cosine to {reference}: {backend:<14} " + "; ".join(
+            f"{kind} worst {values['worst']:.5f} mean {values['mean']:.5f}" for kind, values in agreement.items()))
     output = args.output or RESULTS / "embed_speed_backends.json"
     history = json.loads(open(output).read()) if os.path.exists(output) else []
     history.append(run)
@@ -272,7 +303,8 @@ def main():
     parser.add_argument("--tune-malloc", action="store_true", help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help="JSON file to write (default: benchmarks/results/)")
-    parser.add_argument("--backend", default=None, help="compare backends, e.g. torch,openvino,onnxruntime")
+    parser.add_argument("--backend", default=None,
+                        help="compare backends, e.g. torch,openvino,onnxruntime or torch,openvino:bf16")
     parser.add_argument("--n-texts", type=int, default=1000, help="texts for --backend")
     args = parser.parse_args()
     if args.num_workers != "auto":

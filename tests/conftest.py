@@ -104,6 +104,37 @@ def _exports_in_a_temporary_folder(tmp_path_factory):
         os.environ["SKMM_EXPORT_DIR"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _openvino_default_precision():
+    """``SKMM_TEST_OPENVINO_DEFAULT=bf16``: the suite runs as on a CPU whose OpenVINO defaults to bf16.
+
+    A model compiled without an explicit ``INFERENCE_PRECISION_HINT`` gets bf16, as a runtime on an
+    AVX512-BF16 or AMX CPU gives it by default; where this CPU cannot run bf16 (the runtime would quietly
+    compute fp32, hiding the omission), such a compile fails instead. Either way, a compile path that leaves
+    the precision to the runtime fails the suite on any CPU.
+    """
+    if os.environ.get("SKMM_TEST_OPENVINO_DEFAULT") != "bf16":
+        yield
+        return
+    import openvino
+
+    original = openvino.Core.compile_model
+    bf16_cpu = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+    def compile_model(self, model, device_name=None, config=None, **kwargs):
+        config = dict(config or {})
+        if "INFERENCE_PRECISION_HINT" not in config:
+            if not bf16_cpu:
+                raise AssertionError("compiled without an explicit INFERENCE_PRECISION_HINT: a bf16 CPU "
+                                     "would run this model in bf16")
+            config["INFERENCE_PRECISION_HINT"] = "bf16"
+        return original(self, model, device_name, config, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(openvino.Core, "compile_model", compile_model)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_cache():
     """Each test starts with an empty in-process embedding cache."""

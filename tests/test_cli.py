@@ -370,3 +370,46 @@ def test_predict_writes_the_input_columns_back_as_they_were(table_dir, fitted_mo
     assert written[0].startswith(source[0] + ",prediction")
     for before, after in zip(source[1:], written[1:]):
         assert after.startswith(before + ",")  # "001" stays "001", "NA" stays "NA"
+
+
+def test_precision_is_applied_to_every_encoder_and_predict_keeps_the_models_own(table_dir, fitted_model,
+                                                                                monkeypatch):
+    from skmm.cli import _commands
+
+    seen = []
+    original = _commands.apply_runtime
+
+    def spy(fusion, args, folder, on_error):
+        original(fusion, args, folder, on_error)
+        seen.append([(encoder.precision, encoder.precision_) for _, encoder, _ in fusion.transformers_])
+
+    monkeypatch.setattr(_commands, "apply_runtime", spy)
+    for extra in ([], ["--precision", "fp32"]):
+        assert main(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "p.csv"),
+                     *RUNTIME, *extra]) == 0
+    assert seen[0] == [("auto", "fp32"), ("auto", "fp32")] or DEVICE != "cpu"  # the model's own: fp32 on a CPU
+    assert seen[1] == [("fp32", "fp32"), ("fp32", "fp32")]
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="the CPU's bf16 speed mode")
+def test_embed_with_bf16_is_a_cpu_speed_mode_and_fp32_is_the_default(table_dir):
+    import warnings
+
+    from skmm._device import cpu_low_precision_support
+
+    runs = {}
+    for precision in ("auto", "fp32", "bf16"):
+        output = table_dir / f"emb_{precision}.parquet"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["embed", str(table_dir / "posts.csv"), *COLUMNS, "-o", str(output), *RUNTIME,
+                         "--precision", precision]) == 0
+        runs[precision] = pd.read_parquet(output).to_numpy()[:, 1:], [str(w.message) for w in caught]
+    np.testing.assert_array_equal(runs["auto"][0], runs["fp32"][0])
+    if "bf16" in cpu_low_precision_support("openvino") and "bf16" in cpu_low_precision_support("torch"):
+        assert not np.array_equal(runs["bf16"][0], runs["fp32"][0])
+        a, b = runs["bf16"][0], runs["fp32"][0]
+        assert ((a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 0.98
+    else:
+        assert any("no bf16 instructions" in message for message in runs["bf16"][1])
+        np.testing.assert_array_equal(runs["bf16"][0], runs["fp32"][0])

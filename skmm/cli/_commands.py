@@ -24,8 +24,9 @@ def check_device(device):
 
 
 def _encoder_options(args, folder, on_error):
-    return dict(device=args.device, batch_size=args.batch_size, cache=args.cache, progress=not args.quiet,
-                on_error="raise" if on_error == "skip" else on_error), dict(root=str(folder))
+    common = dict(device=args.device, batch_size=args.batch_size, precision=args.precision or "auto",
+                  cache=args.cache, progress=not args.quiet, on_error="raise" if on_error == "skip" else on_error)
+    return common, dict(root=str(folder))
 
 
 def make_encoders(args, folder, on_error="raise"):
@@ -133,13 +134,15 @@ def _fusion_of(model, path):
 def apply_runtime(fusion, args, folder, on_error):
     """The loaded model's encoders run where, how and on what the command line says."""
     common, image_only = _encoder_options(args, folder, on_error)
+    if args.precision is None:  # the precision the model was fitted with
+        del common["precision"]
     for _, encoder, _ in fusion.transformers_:
         if hasattr(encoder, "move_to"):  # an skmm encoder
             encoder.set_params(**{k: v for k, v in common.items() if k != "device"})
             if "root" in encoder.get_params():
                 encoder.set_params(**image_only)
-            if args.device != "auto":
-                encoder.move_to(args.device)
+            # Also when the device stays: the precision and its cache keys follow the command line.
+            encoder.move_to(args.device if args.device != "auto" else encoder.device_)
 
 
 def predict(args, log, say):

@@ -52,6 +52,10 @@ def _add_runtime_options(parser):
     parser.add_argument("--device", type=_device, default="auto",
                         help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="items per forward pass")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                        help="the encoders' precision; auto: fp32 on every CPU (the same embeddings on any machine), "
+                             "bf16/fp16 on a GPU; bf16: faster on a CPU with bf16 instructions, embeddings move "
+                             "slightly (default: auto; predict: the model's own)")
     parser.add_argument("--cache", default="auto",
                         help="embedding cache folder, shared across runs; auto: $SKMM_CACHE_DIR, else in memory")
     parser.add_argument("--no-tune-malloc", action="store_true",

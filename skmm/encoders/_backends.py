@@ -11,8 +11,10 @@ exporting. OpenVINO and ONNX Runtime both read the ONNX file directly.
 
 ``backend="auto"`` picks what measured fastest on a CPU (docs/performance.md):
 OpenVINO for images when it is installed (it is by default), else torch; torch
-for texts (OpenVINO ran MiniLM no faster, ONNX Runtime slower); torch on a GPU.
-ONNX Runtime runs only when asked for.
+for texts (OpenVINO ran MiniLM no faster, in fp32 or bf16; ONNX Runtime
+slower); torch on a GPU. ONNX Runtime runs only when asked for. The precision
+is always skmm's decision, passed to the runtime and read back from the
+compiled model (:class:`CompiledModel`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import joblib
 import numpy as np
 import torch
 
+from .._device import RUNTIME_PRECISION
 from .._files import atomic_write, atomic_write_bytes
 
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+# What measured fastest on a CPU (docs/performance.md), in fp32 and in bf16 alike.
 _AUTO_ORDER = {"image": ("openvino",), "text": ()}
 _DISTRIBUTIONS = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 _INSTALL = {"openvino": "pip install openvino (skmm installs it; was it removed?)",
@@ -126,27 +130,49 @@ def export_onnx(key, folder, make, input_names):
 
 
 class CompiledModel:
-    """An exported model run by OpenVINO or ONNX Runtime on the CPU; torch tensors in, a torch tensor out."""
+    """An exported model run by OpenVINO or ONNX Runtime on the CPU; torch tensors in, a torch tensor out.
 
-    def __init__(self, backend, path, input_names, threads=None):
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``; resolved by
+    :func:`skmm._device.resolve_precision`) is always passed to the runtime,
+    never left to its CPU-dependent default (OpenVINO runs bf16 on a CPU with
+    bf16 instructions, f16 on ARM, unless told), and read back from the
+    compiled model: ``inference_precision`` is what the runtime reports.
+    """
+
+    def __init__(self, backend, path, input_names, threads=None, precision="fp32"):
         self.backend = backend
         self.input_names = list(input_names)
+        self.precision = precision
         threads = int(threads or torch.get_num_threads())
         if backend == "openvino":
             import openvino
 
             # No pinning: OpenVINO pins its threads to the first cores, so two processes (a search's n_jobs,
             # Dask workers) would share one core while the other idles.
-            self._model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                            "ENABLE_CPU_PINNING": False})
+            # Dynamic quantization (int8 activations) is OpenVINO's default for compressed weights only; off
+            # here in so many words, so that no version's default can decide.
+            self.config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
+                           "INFERENCE_PRECISION_HINT": RUNTIME_PRECISION[precision],
+                           "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+            self._model = openvino.Core().compile_model(str(path), "CPU", self.config)
+            self.inference_precision = self._model.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             self._lock = threading.Lock()
         else:
             import onnxruntime
 
+            if precision != "fp32":
+                raise ValueError(f"ONNX Runtime computes fp32 on the CPU, not {precision}")
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Its bf16 fast-math GEMMs on ARM are off by default; said here so no default decides.
+            options.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
+            self.config = {"intra_op_num_threads": threads, "mlas.enable_gemm_fastmath_arm64_bfloat16": "0"}
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.inference_precision = "f32"
+        if self.inference_precision != RUNTIME_PRECISION[precision]:
+            raise RuntimeError(f"{backend} was asked for {RUNTIME_PRECISION[precision]} inference but reports "
+                               f"{self.inference_precision}; its embeddings would not be what the cache key says")
 
     def __call__(self, *tensors):
         arrays = [np.ascontiguousarray(t.detach().cpu().numpy()) for t in tensors]

@@ -20,7 +20,7 @@ from .. import _registry
 from .._defaults import ON_ERROR
 from .._batching import run_batched
 from .._cache import fetch_or_compute, make_key, resolve_cache
-from .._device import PRECISIONS, resolve_device, resolve_precision
+from .._device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision
 from .._inputs import as_item_list, is_missing, row_name
 from ._backends import BACKENDS, CompiledModel, backend_version, export_folder, export_onnx, resolve_backend
 
@@ -90,8 +90,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """
         self._validate_params()
         resolve_cache(self.cache)  # raises on a value of the right type that names no cache
-        resolve_precision(self.precision, resolve_device(self.device))
-        resolve_backend(self.backend, resolve_device(self.device), self._modality)  # missing: said before any work
+        device = resolve_device(self.device)
+        backend = resolve_backend(self.backend, device, self._modality)  # missing: said before any work
+        resolve_precision(self.precision, device, backend)  # an impossible request: said before any work
         self._validate_params_extra()
         _, _, column = as_item_list(X, input_name=self._modality + "s")
         self.n_features_in_ = 1
@@ -99,7 +100,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.feature_names_in_ = np.asarray([column], dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self.device_ = str(resolve_device(self.device))
+        self.device_ = str(device)
+        self.precision_ = self._resolved_precision(warn=True)
         self._bundle = None
         self._restored_state = None
         bundle = self._get_bundle()
@@ -203,6 +205,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             state = self._restored_state if self._bundle is None else self._numpy_state(self._bundle)
             self._restored_state = state
         self.device_ = str(resolve_device(device, fallback=True))
+        self.precision_ = self._resolved_precision(warn=True)
         self._bundle = None
         self.fingerprint_ = self._fingerprint(state)
         return self
@@ -250,10 +253,16 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return names[0] if names is not None else self._modality
 
     def _registry_key(self):
-        return (type(self).__name__, self.device_, joblib.hash(self._embedding_spec()), self._resolved_backend())
+        # The precision too: a compiled model is compiled for one.
+        return (type(self).__name__, self.device_, joblib.hash(self._embedding_spec()), self._resolved_backend(),
+                self.precision_)
 
     def _resolved_backend(self):
         return resolve_backend(self.backend, self.device_, self._modality)
+
+    def _resolved_precision(self, warn=False):
+        """What the model computes in on ``device_`` with the resolved backend (see :func:`resolve_precision`)."""
+        return resolve_precision(self.precision, self.device_, self._resolved_backend(), warn=warn)
 
     def _compile(self, make, input_names, state):
         """The model compiled by the resolved backend (exported once, then read from disk), or None for torch.
@@ -267,8 +276,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         key = dict(self._embedding_spec(), encoder=type(self).__name__, inputs=list(input_names),
                    backend=backend_version(backend), exporter=backend_version("torch"),
                    state=None if state is None else joblib.hash({k: v.detach().cpu().numpy() for k, v in state.items()}))
+        # The ONNX file holds the fp32 graph whatever the precision: the runtime applies the precision when it
+        # compiles the file, so one export serves both and the precision is keyed where it acts (fingerprint).
         path = export_onnx(key, export_folder(self.cache), make, input_names)
-        return CompiledModel(backend, path, input_names)
+        return CompiledModel(backend, path, input_names, precision=self.precision_)
 
     def _get_bundle(self):
         """The loaded model, from the process-wide registry (loaded on first use)."""
@@ -286,7 +297,12 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _fingerprint(self, state):
         """Hash of what determines an embedding here; ``state``: the weights as numpy, when unnamed."""
         spec = dict(self._embedding_spec(), encoder=type(self).__name__, version=_EMBEDDING_VERSION)
-        spec["autocast"] = str(resolve_precision(self.precision, resolve_device(self.device_)))
+        device = resolve_device(self.device_)
+        precision = self.precision_
+        spec["autocast"] = str(autocast_dtype(precision))  # "None" for fp32: the key caches made before had
+        if device.type == "cuda" and precision == "fp32":  # fp32 convolutions and products may run in TF32 there
+            spec["cuda_fp32"] = [str(getattr(b, "fp32_precision", "")) for b in (torch.backends.cuda.matmul,
+                                                                                  torch.backends.cudnn.conv)]
         spec.update(self._runtime_spec())
         if not self._weights_are_named():
             spec["state"] = joblib.hash(state)
@@ -302,7 +318,14 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Settings resolved at run time that change embeddings but not the loaded model (torch: none, so
         caches made before backends existed stay valid)."""
         backend = self._resolved_backend()
-        return {} if backend == "torch" else {"backend": backend_version(backend)}
+        if backend == "torch":
+            return {}
+        spec = {"backend": backend_version(backend)}
+        if backend == "openvino":
+            # Entries made before precision was explicit carry no such key: they may be bf16 (OpenVINO's default
+            # on a bf16 CPU), so they are recomputed rather than served as fp32.
+            spec["inference_precision"] = self.precision_
+        return spec
 
     def _embed_uncached(self, items, desc=None, trunk=None):
         bundle = self._get_bundle()
@@ -314,7 +337,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             collate=collate,
             forward=forward,
             device=device,
-            autocast_dtype=resolve_precision(self.precision, device),
+            # A compiled runtime applies the precision itself; torch (the trunks too) through autocast.
+            autocast_dtype=(autocast_dtype(self.precision_)
+                            if trunk is not None or self._resolved_backend() == "torch" else None),
             batch_size=self.batch_size,
             num_workers=self._resolved_num_workers(device),
             progress=self.progress,
@@ -383,3 +408,4 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 self.move_to(where)
             else:
                 self.device_ = where
+                self.precision_ = self._resolved_precision()

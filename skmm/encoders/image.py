@@ -125,7 +125,13 @@ class ImageEncoder(BaseEncoder):
     batch_size : int, default=64
         Images per forward pass.
     precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
-        ``"auto"``: bf16 (or fp16) autocast on a GPU, fp32 on the CPU.
+        ``"auto"``: bf16 (fp16 where bf16 is missing) autocast on a GPU; fp32
+        on any CPU, whatever its runtime would default to, so every CPU gives
+        the same embeddings. ``"bf16"`` on a CPU is an opt-in speed mode for
+        CPUs with bf16 instructions (AVX512-BF16, AMX, ARM BF16): OpenVINO
+        compiled for bf16, or torch's CPU autocast. Embeddings move slightly
+        (see the user guide) and are cached apart. On a CPU without bf16 it
+        warns and runs fp32; ONNX Runtime computes fp32 only.
     num_workers : int or "auto", default="auto"
         DataLoader worker processes for decoding and resizing. ``"auto"``: 0 on
         the CPU (the model already uses every core; each batch is decoded by
@@ -184,6 +190,9 @@ class ImageEncoder(BaseEncoder):
         Number of output features.
     device_ : str
         The device the model runs on.
+    precision_ : {"fp32", "bf16", "fp16"}
+        The precision the model computes in there (``precision`` resolved for
+        the device, the backend and this CPU).
     fingerprint_ : str
         Hash of everything that determines an embedding (used by the cache).
     n_features_in_ : int

@@ -126,15 +126,16 @@ class TextEncoder(BaseEncoder):
     max_seq_length : int or None, default=None
         Tokens kept per text; longer texts are truncated. None: the model's own.
     precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
-        ``"auto"``: fp16/bf16 autocast on a GPU, fp32 on the CPU.
+        ``"auto"``: bf16 (fp16 where bf16 is missing) autocast on a GPU, fp32
+        on every CPU; ``"bf16"``: a CPU speed mode, see :class:`ImageEncoder`.
     num_workers : int or "auto", default="auto"
         DataLoader workers for tokenisation; ``"auto"`` is 0 (fast tokenizers
         are already parallel).
     backend : {"auto", "torch", "openvino", "onnxruntime"}, default="auto"
         What runs the model: see :class:`ImageEncoder`. ``"auto"`` is torch
-        for texts (the compiled runtimes measured no faster on MiniLM). The
-        compiled model takes the tokenised batch with its attention mask and
-        pools as the sentence-transformers model does.
+        for texts (the compiled runtimes measured no faster on MiniLM, in
+        fp32 or bf16). The compiled model takes the tokenised batch with its
+        attention mask and pools as the sentence-transformers model does.
     progress : bool, default=False
         Show a progress bar counting the texts embedded (cached ones are not).
     cache : "auto", "memory", None, path or joblib.Memory, default="auto"
@@ -157,6 +158,9 @@ class TextEncoder(BaseEncoder):
         Number of output features.
     device_ : str
         The device the model runs on.
+    precision_ : {"fp32", "bf16", "fp16"}
+        The precision the model computes in there (``precision`` resolved for
+        the device, the backend and this CPU).
     fingerprint_ : str
         Hash of everything that determines an embedding (used by the cache).
     n_features_in_ : int
