@@ -100,6 +100,7 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
                                                  stratify=stratify)
         if self.augment:
             self._add_views(frame, data, train)
+        self._set_input_statistics(data, train)
         self._train(data, targets, train, validation)
         return self
 
@@ -170,7 +171,8 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
 
     def _build(self, tops):
         widths = [top.width for top in tops]
-        fusion = Fusion(self.fusion, widths, self.fusion_width, self.dropout)
+        fusion = Fusion(self.fusion, widths, self.fusion_width, self.dropout,
+                        adapts=[any(p.requires_grad for p in top.parameters()) for top in tops])
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(int(s) for s in sizes)
         with torch.random.fork_rng(devices=[]):
@@ -180,7 +182,20 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
         # What rebuilds this network on unpickling, whatever the parameters are set to by then.
         self._architecture = {"widths": widths, "hidden": sizes, "fusion": self.fusion,
                               "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
-                              "dropout": self.dropout}
+                              "dropout": self.dropout, "standardize": "block"}
+
+    def _set_input_statistics(self, data, train):
+        """Each modality's pooled output over the training rows, as the network starts, sets its scaling."""
+        net = self.network_
+        pooled = [[] for _ in data]
+        net.eval()
+        with torch.no_grad():
+            for inputs, _ in self._batches(data, None, train):
+                for m, branch in enumerate(net.branches):
+                    vectors = branch(inputs[f"x{m}"], inputs.get(f"mask{m}"))[2]
+                    pooled[m].append(vectors[inputs["present"][:, m]])
+        for m, vectors in enumerate(pooled):
+            net.fusion.set_statistics(m, torch.cat(vectors))
 
     def _batches(self, data, targets, rows, rng=None):
         """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""
@@ -280,7 +295,9 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
         built = self._architecture
         tops = [build_top(encoder, name, built["train_blocks"], built["fusion"])[1]
                 for name, encoder, _ in self.modalities_]
-        fusion = Fusion(built["fusion"], built["widths"], built["fusion_width"], built["dropout"])
+        # Networks saved before block scaling standardised each feature with a batch norm.
+        fusion = Fusion(built["fusion"], built["widths"], built["fusion_width"], built["dropout"],
+                        built.get("standardize", "features"))
         self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, built["hidden"], built["dropout"])
         self.network_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         self.network_.to(self.device_).eval()

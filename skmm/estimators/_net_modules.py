@@ -67,16 +67,42 @@ class TextTop(nn.Module):
         return x, mask, pooled
 
 
-class Fusion(nn.Module):
-    """concat | average | weighted | gated (over per-modality projections to ``width``) | attention."""
+def _mean_and_spread(rows):
+    """The rows' mean and root mean squared distance to it (1 where they do not spread)."""
+    mean = rows.mean(dim=0)
+    spread = ((rows - mean) ** 2).sum(dim=1).mean().sqrt()
+    return mean, torch.where(spread > 1e-12, spread, torch.ones_like(spread))
 
-    def __init__(self, method, widths, width, dropout):
+
+class Fusion(nn.Module):
+    """concat | average | weighted | gated (over per-modality projections to ``width``) | attention.
+
+    Each modality's pooled vector enters centred on its training mean and
+    scaled to unit total spread (``standardize="block"``: rows 1 away from the
+    mean on average, the relative variance of its directions kept), as
+    :class:`~skmm.ModalityFusion` scales its blocks. The statistics come from
+    the network as it starts, over the training rows (:meth:`set_statistics`);
+    where a modality's blocks train (``adapts``), from each batch while it
+    trains, kept as running averages for predicting.
+    Networks saved before have ``standardize="features"``: a batch norm per
+    feature, which lifts every low-variance direction of an embedding to the
+    scale of its main ones.
+    """
+
+    def __init__(self, method, widths, width, dropout, standardize="block", adapts=None):
         super().__init__()
         self.method = method
         self.n = len(widths)
-        # Embeddings often sit in a narrow cone (a large common direction, a small spread): each modality's
-        # pooled vector is standardised per feature (batch statistics in training, running ones after).
-        self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in widths)
+        self.standardize = standardize
+        # Per modality, whether its branch trains; its statistics then follow the batches (with running
+        # averages for predicting), as the trained blocks move its vectors away from where they started.
+        self.adapts = list(adapts or [False] * self.n)
+        if standardize == "block":
+            for m, w in enumerate(widths):
+                self.register_buffer(f"mean{m}", torch.zeros(w))
+                self.register_buffer(f"spread{m}", torch.ones(()))
+        else:
+            self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in widths)
         if method == "concat":
             self.out_width = sum(widths) + self.n
             return
@@ -113,7 +139,22 @@ class Fusion(nn.Module):
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return (weights.unsqueeze(2) * projected).sum(dim=1)
 
+    def set_statistics(self, m, pooled):
+        """Centre and scale modality ``m`` by the pooled vectors ``pooled`` (its training rows)."""
+        mean, spread = _mean_and_spread(pooled)
+        getattr(self, f"mean{m}").copy_(mean)
+        getattr(self, f"spread{m}").copy_(spread)
+
     def _standardized(self, m, pooled, present):
+        if self.standardize == "block":
+            mean, spread = getattr(self, f"mean{m}"), getattr(self, f"spread{m}")
+            if self.training and self.adapts[m] and int(present.sum()) >= 2:  # its branch trains: follow it
+                batch_mean, batch_spread = _mean_and_spread(pooled[present])
+                with torch.no_grad():
+                    mean.mul_(0.9).add_(0.1 * batch_mean)
+                    spread.mul_(0.9).add_(0.1 * batch_spread)
+                mean, spread = batch_mean, batch_spread
+            return torch.where(present.unsqueeze(1), (pooled - mean) / spread, torch.zeros_like(pooled))
         norm = self.norms[m]
         if self.training and int(present.sum()) < 2:  # too few rows for batch statistics
             return nn.functional.batch_norm(pooled, norm.running_mean, norm.running_var, norm.weight, norm.bias,

@@ -1,0 +1,75 @@
+"""MultimodalNetClassifier(train_blocks=0) against TorchMLPClassifier on ModalityFusion(method="concat").
+
+Both train an MLP on the same frozen embeddings (default encoders, default parameters); they should score alike.
+Tables: generated (400 rows, 5 folds), and the real ones of ``_real_tables.py`` when their packages are there
+(emoji: a stratified 360-row sample and all 1,898 rows; pokemon: 640 rows; 3 folds each). MVSA is in
+``mvsa.py`` (TorchMLP rows) and ``mvsa_finetune.py`` (``blocks=0``).
+
+    python benchmarks/net_parity.py
+
+Writes benchmarks/results/net_parity.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _real_tables  # noqa: E402
+from _common import RESULTS  # noqa: E402
+
+
+def tables():
+    from sklearn.model_selection import train_test_split
+
+    from skmm.datasets import make_multimodal_classification
+
+    yield "generated, 400 rows", *make_multimodal_classification(n_samples=400, random_state=0), 5
+    if _real_tables.available("emoji"):
+        X, y = _real_tables.load("emoji")
+        keep, _ = train_test_split(np.arange(len(X)), train_size=360, stratify=y, random_state=0)
+        yield "emoji, 360 rows", X.iloc[keep].reset_index(drop=True), y[keep], 3
+        yield "emoji, 1,898 rows", X, y, 3
+    if _real_tables.available("pokemon"):
+        yield "pokemon, 640 rows", *_real_tables.load("pokemon"), 3
+
+
+def main():
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.pipeline import Pipeline
+
+    from skmm import ImageEncoder, ModalityFusion, MultimodalNetClassifier, TextEncoder, TorchMLPClassifier
+    from skmm.performance import tune_malloc
+
+    tune_malloc()  # this script owns its process (see skmm.performance)
+
+    def modalities():
+        return [("image", ImageEncoder(cache="memory"), "image"), ("text", TextEncoder(cache="memory"), "text")]
+
+    rows = []
+    for name, X, y, n_folds in tables():
+        folds = StratifiedKFold(n_folds, shuffle=True, random_state=0)
+        models = {"TorchMLPClassifier() on concat": Pipeline([("fuse", ModalityFusion(modalities())),
+                                                              ("clf", TorchMLPClassifier(random_state=0))]),
+                  "MultimodalNetClassifier(train_blocks=0)": MultimodalNetClassifier(modalities(), train_blocks=0,
+                                                                                     random_state=0)}
+        for model_name, model in models.items():
+            start = time.perf_counter()
+            scores = cross_validate(model, X[["image", "text"]], y, cv=folds, scoring=("accuracy", "f1_weighted"))
+            rows.append({"table": name, "model": model_name, "seconds": time.perf_counter() - start,
+                         "accuracy": float(scores["test_accuracy"].mean()),
+                         "f1_weighted": float(scores["test_f1_weighted"].mean())})
+            print(f"{name:<20} {model_name:<40} acc {rows[-1]['accuracy']:.4f} weighted-F1 "
+                  f"{rows[-1]['f1_weighted']:.4f} ({rows[-1]['seconds']:.0f} s)", flush=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    (RESULTS / "net_parity.json").write_text(json.dumps(rows, indent=2))
+    print(f"wrote {RESULTS / 'net_parity.json'}")
+
+
+if __name__ == "__main__":
+    main()
