@@ -239,13 +239,13 @@ def test_the_frozen_network_scores_like_the_mlp_on_the_concatenated_embeddings()
 def test_a_network_saved_with_batch_norms_per_feature_loads_and_predicts_the_same(tiny_image_params,
                                                                                    tiny_text_model, data,
                                                                                    monkeypatch):
-    from skmm.estimators import _net_base, _net_modules
+    from skmm.estimators import _net_modules
 
     X, y = data
     original = _net_modules.Fusion.__init__
     monkeypatch.setattr(_net_modules.Fusion, "__init__",  # the input treatment of networks saved before
                         lambda self, *args, **kwargs: original(self, *args[:4], standardize="features"))
-    monkeypatch.setattr(_net_base._BaseMultimodalNet, "_set_input_statistics", lambda *args: None)
+    monkeypatch.setattr(_net_modules.Fusion, "set_statistics", lambda *args: None)
     net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=2, random_state=0,
                                   device=DEVICE).fit(X, y)
     del net._architecture["standardize"]  # as those networks recorded their architecture
@@ -254,3 +254,20 @@ def test_a_network_saved_with_batch_norms_per_feature_loads_and_predicts_the_sam
     loaded = pickle.loads(pickle.dumps(net))
     assert loaded.network_.fusion.standardize == "features"
     np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_the_default_does_not_lose_to_the_frozen_head_where_the_trunk_is_already_ideal(tiny_text_model, seed):
+    """Texts whose class word the frozen embedding already shows: training the layer can only overfit. The
+    network with blocks to train (train_blocks=1) trains the head on the frozen layer first and keeps the
+    trained layer only where the validation rows say it helped."""
+    X, y = make_multimodal_classification(n_samples=300, image_size=32, text_informative=1.0, image_informative=0.0,
+                                          random_state=0)
+
+    def net(**params):
+        return MultimodalNetClassifier([("text", TextEncoder(tiny_text_model, device=DEVICE), "text")],
+                                       random_state=seed, device=DEVICE, **params).fit(X[:200], y[:200])
+
+    frozen, default = net(train_blocks=0), net(early_stopping=True)
+    assert default.score(X[200:], y[200:]) >= frozen.score(X[200:], y[200:]) - 0.01
+    assert frozen.blocks_trained_ is False and len(default.validation_loss_curve_) > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,11 +17,12 @@ from .._device import resolve_device
 from ..fusion._blocks import as_frame, present_mask, reject_rows_without_a_modality
 from ._net_data import ModalityData, build_top, run_trunk
 from ._net_modules import FUSIONS, Fusion, MultimodalNet
-from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, early_stopping_on, inference_copy,
-                        make_optimizer, record_history, seeded_devices, warn_if_no_better_than_baseline)
+from ._net_training import StagedTraining, join_targets as _join_targets
+from ._training import (TRAINING_CONSTRAINTS, Trainer, early_stopping_on, inference_copy, record_history,
+                        warn_if_no_better_than_baseline)
 
 
-class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
+class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
     """See MultimodalNetClassifier for the parameters."""
 
     _regression = False
@@ -100,8 +100,15 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
                                                  stratify=stratify)
         if self.augment:
             self._add_views(frame, data, train)
-        self._set_input_statistics(data, train)
         self._train(data, targets, train, validation)
+        held_out = validation if validation is not None else train
+        checked = list(self._batches(data, targets, held_out))
+        baseline = self._targets.baseline(_join_targets([t for _, t in checked]))
+        _, score = Trainer(self.network_, None, self._targets.loss(self.device_),
+                           score=self._targets.score).validation_step(checked)
+        warn_if_no_better_than_baseline(self, score, baseline, "validation" if validation is not None else "training")
+        record_history(self, self._history)
+        self._inference = inference_copy(self.network_, self.device_)
         return self
 
     def _check_table(self, X, y, reset):
@@ -184,76 +191,36 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
                               "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
                               "dropout": self.dropout, "standardize": "block"}
 
-    def _set_input_statistics(self, data, train):
-        """Each modality's pooled output over the training rows, as the network starts, sets its scaling."""
-        net = self.network_
-        pooled = [[] for _ in data]
-        net.eval()
-        with torch.no_grad():
-            for inputs, _ in self._batches(data, None, train):
-                for m, branch in enumerate(net.branches):
-                    vectors = branch(inputs[f"x{m}"], inputs.get(f"mask{m}"))[2]
-                    pooled[m].append(vectors[inputs["present"][:, m]])
-        for m, vectors in enumerate(pooled):
-            net.fusion.set_statistics(m, torch.cat(vectors))
-
     def _batches(self, data, targets, rows, rng=None):
         """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""
-        device = self.device_
         order = rows if rng is None else rng.permutation(rows)
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            inputs = {"present": torch.as_tensor(np.column_stack([d.present[batch] for d in data]), device=device)}
-            for m, modality in enumerate(data):
-                views = (rng.integers(0, len(modality.views), len(batch)) if rng is not None
-                         else np.zeros(len(batch), dtype=int))
-                x, mask = modality.batch(batch, views, device)
-                if x is None:  # no row of the batch has it: zeros of the trunk's shape
-                    x, mask = self._absent_like(m, modality, len(batch))
-                inputs[f"x{m}"] = x
-                if mask is not None:
-                    inputs[f"mask{m}"] = mask
-            yield inputs, self._targets.tensors(targets, device, batch) if targets is not None else None
+            views = [rng.integers(0, len(d.views), len(batch)) if rng is not None else np.zeros(len(batch), dtype=int)
+                     for d in data]
+            yield (self._inputs(data, batch, views),
+                   self._targets.tensors(targets, self.device_, batch) if targets is not None else None)
+
+    def _inputs(self, data, batch, views):
+        """The network's inputs for the rows ``batch``, modality ``m`` in its views ``views[m]``."""
+        inputs = {"present": torch.as_tensor(np.column_stack([d.present[batch] for d in data]), device=self.device_)}
+        for m, modality in enumerate(data):
+            x, mask = modality.batch(batch, views[m], self.device_)
+            if x is None:  # no row of the batch has it: zeros of the trunk's shape
+                x, mask = self._absent_like(m, modality, len(batch))
+            inputs[f"x{m}"] = x
+            if mask is not None:
+                inputs[f"mask{m}"] = mask
+        return inputs
 
     def _absent_like(self, m, modality, n):
-        shape = tuple(self._input_shapes[m])
+        shown = next((a for a in modality.views[0] if a is not None), None)
+        shape = tuple(self._input_shapes[m]) if shown is None else (shown.shape[-1:] if modality.sequence
+                                                                   else shown.shape)
         if modality.sequence:
             return (torch.zeros((n, 1, *shape), device=self.device_),
                     torch.zeros((n, 1), dtype=torch.long, device=self.device_))
         return torch.zeros((n, *shape), device=self.device_), None
-
-    def _train(self, data, targets, train, validation):
-        net = self.network_
-        backbone = [p for branch in net.branches for p in branch.parameters() if p.requires_grad]
-        ids = {id(p) for p in backbone}
-        rest = [p for p in net.parameters() if id(p) not in ids]
-        groups = [{"params": rest, "lr": self.learning_rate}]
-        if backbone and self.backbone_learning_rate > 0:
-            groups.append({"params": backbone, "lr": self.backbone_learning_rate})
-        for p in backbone if self.backbone_learning_rate == 0 else ():
-            p.requires_grad_(False)
-        optimizer = make_optimizer(self.optimizer, groups, learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay, momentum=0.9)
-        steps = self.max_epochs * math.ceil(len(train) / self.batch_size)
-        warmup = max(1, int(self.warmup * steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * (
-            0.5 * (1 + math.cos(math.pi * min(1.0, max(0, step - warmup) / max(1, steps - warmup))))))
-        self._history = History()
-        rng = np.random.default_rng(self._seed)
-        checked = list(self._batches(data, targets, validation if validation is not None else train))
-        baseline = self._targets.baseline(_join_targets([t for _, t in checked]))
-        trainer = Trainer(net, optimizer, self._targets.loss(self.device_), score=self._targets.score,
-                          scheduler=scheduler, verbose=self.verbose, name=type(self).__name__)
-        n_checked = len(validation) if validation is not None else len(train)
-        trainer.run(lambda: self._batches(data, targets, train, rng), self._history, epochs=self.max_epochs,
-                    validation_batches=checked if validation is not None else None,
-                    stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
-                                      self._targets.margin(baseline, n_checked)),
-                    seed=self._seed, devices=seeded_devices(self.device_))
-        _, score = trainer.validation_step(checked)
-        warn_if_no_better_than_baseline(self, score, baseline, "validation" if validation is not None else "training")
-        record_history(self, self._history)
-        self._inference = inference_copy(self.network_, self.device_)
 
     # -- predicting -----------------------------------------------------------------
     def _outputs(self, X):
@@ -312,6 +279,3 @@ class _BaseMultimodalNet(TriplesComposition, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-
-def _join_targets(parts):
-    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

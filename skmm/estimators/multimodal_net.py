@@ -42,7 +42,8 @@ _PARAMETERS = """
     learning_rate : float, default=1e-3
         For the fusion and the heads.
     backbone_learning_rate : float, default=1e-4
-        For the backbones' trained blocks (pretrained: smaller steps).
+        For the whole network once the backbones' blocks train (pretrained:
+        smaller steps; the fusion and heads start trained, see Notes).
     weight_decay : float, default=0.01
     warmup : float, default=0.1
         Share of the training steps over which the learning rates rise
@@ -53,7 +54,8 @@ _PARAMETERS = """
         Hold out ``validation_fraction`` of the rows (stratified on the first
         target column when it holds classes), stop when the validation loss has not improved by ``tol``
         for ``n_iter_no_change`` epochs, restore the best epoch. ``"auto"``: on
-        from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`.
+        from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`. The validation
+        rows also decide whether training the blocks helped (see Notes).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
     tol : float, default=1e-4
@@ -79,6 +81,10 @@ _ATTRIBUTES = """
         The fitted encoders (clones).
     network_ : torch.nn.Module
         The trained part: each modality's top blocks, the fusion, the heads.
+    blocks_trained_ : bool
+        Whether the network keeps its trained blocks (False: they did not
+        lower the validation loss, and the head trained on the frozen blocks
+        was kept; always False with ``train_blocks=0``).
     n_iter_, best_epoch_ : int
     loss_curve_, validation_loss_curve_, validation_score_curve_ : list of float
     device_ : str
@@ -92,7 +98,18 @@ _NOTES = """
     block) runs once per distinct item and is kept in skmm's embedding cache
     (keyed by the content, the model and the cut), so the folds and
     candidates of a grid search run it once. Saved models hold only the
-    trained weights; the frozen parts reload from their named source."""
+    trained weights; the frozen parts reload from their named source.
+
+    ``fit`` trains in two stages. First the fusion and the heads alone, at
+    ``learning_rate``, on what the blocks make of each row as they were
+    loaded (computed once: as cheap as ``train_blocks=0``). Then, where
+    blocks train, the whole network from there at ``backbone_learning_rate``
+    ("linear probing, then fine-tuning": the trained head sends no large,
+    random gradients into pretrained blocks). The fine-tuned network is kept
+    only if its validation loss is lower than the first stage's; else the
+    first stage's is restored (``blocks_trained_``). Without validation rows
+    (``early_stopping`` off, as ``"auto"`` is below 1,000 rows) the
+    fine-tuned network is kept."""
 
 
 class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):

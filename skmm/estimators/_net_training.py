@@ -1,0 +1,107 @@
+"""How a MultimodalNet trains: the head on the frozen blocks first, then the blocks, kept only if they help.
+
+1. **Probe.** The fusion and heads train on what the network's blocks make of
+   every row as they were loaded (computed once, in inference mode): as cheap
+   as ``train_blocks=0``, and the solution the next stage starts from
+   ("linear probing, then fine-tuning": a trained head does not send large,
+   random gradients into pretrained blocks).
+2. **Fine-tune.** Where blocks train, the whole network trains from there, the
+   blocks at ``backbone_learning_rate`` and the head at the same small rate.
+3. **Choose.** With a validation split, the fine-tuned network is kept only if
+   its validation loss beats the probe's; else the probe is restored
+   (``blocks_trained_`` says which). The epoch of each stage is chosen on the
+   same rows (early stopping restores the best one).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._net_data import ModalityData
+from ._training import History, Stopping, Trainer, make_optimizer, seeded_devices
+
+
+def warmup_cosine(optimizer, steps, warmup):
+    """Linear warm-up over ``warmup`` of the ``steps``, then cosine decay to zero."""
+    warm = max(1, int(warmup * steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warm) * (
+        0.5 * (1 + math.cos(math.pi * min(1.0, max(0, step - warm) / max(1, steps - warm))))))
+
+
+class StagedTraining:
+    """Mixed into the MultimodalNets: ``_train`` runs the stages above on ``network_``."""
+
+    def _train(self, data, targets, train, validation):
+        net = self.network_
+        blocks = [p for branch in net.branches for p in branch.parameters() if p.requires_grad]
+        held_out = validation if validation is not None else train
+        self._history = History()
+        pooled = self._pooled_data(data)
+        for m, modality in enumerate(pooled):
+            net.fusion.set_statistics(m, torch.as_tensor(np.stack([modality.views[0][r] for r in train
+                                                                   if modality.present[r]]), device=self.device_))
+        for p in blocks:
+            p.requires_grad_(False)
+        # Attention reads the blocks' tokens, not their pooled vectors: its probe runs them (frozen).
+        probe_data = data if self.fusion == "attention" else pooled
+        adapts, net.fusion.adapts = net.fusion.adapts, [False] * len(data)  # the probe's inputs do not move
+        probe_loss = self._fit_stage(probe_data, targets, train, held_out, validation is not None,
+                                     [p for p in net.parameters() if p.requires_grad], self.learning_rate)
+        net.fusion.adapts = adapts
+        self.blocks_trained_ = False
+        if blocks and self.backbone_learning_rate > 0:
+            probe_state = {k: v.clone() for k, v in net.state_dict().items()}
+            probe_epoch = self._history.best_epoch
+            for p in blocks:
+                p.requires_grad_(True)
+            loss = self._fit_stage(data, targets, train, held_out, validation is not None,
+                                   [p for p in net.parameters() if p.requires_grad], self.backbone_learning_rate)
+            self.blocks_trained_ = validation is None or loss < probe_loss - self.tol
+            if not self.blocks_trained_:  # the trained blocks did worse on the validation rows
+                net.load_state_dict(probe_state)
+                self._history.best_epoch = probe_epoch
+            for p in blocks:
+                p.requires_grad_(False)
+
+    def _pooled_data(self, data):
+        """Each modality's pooled output for every row and view, the blocks as loaded, in inference mode."""
+        net = self.network_
+        net.eval()
+        pooled = [ModalityData(d.kind, False, d.present, [[None] * len(d.present) for _ in d.views]) for d in data]
+        rows = np.arange(len(data[0].present))
+        with torch.no_grad():
+            for v in range(max(len(d.views) for d in data)):
+                for start in range(0, len(rows), 256):
+                    batch = rows[start:start + 256]
+                    inputs = self._inputs(data, batch, [np.full(len(batch), min(v, len(d.views) - 1)) for d in data])
+                    for m, branch in enumerate(net.branches):
+                        if v < len(data[m].views):
+                            vectors = branch(inputs[f"x{m}"], inputs.get(f"mask{m}"))[2].float().cpu().numpy()
+                            for i in np.flatnonzero(data[m].present[batch]):
+                                pooled[m].views[v][batch[i]] = vectors[i]
+        return pooled
+
+    def _fit_stage(self, data, targets, train, held_out, validating, parameters, learning_rate):
+        """One run of the training loop over ``parameters``; returns the held-out loss it ends with."""
+        net = self.network_
+        optimizer = make_optimizer(self.optimizer, parameters, learning_rate=learning_rate,
+                                   weight_decay=self.weight_decay, momentum=0.9)
+        scheduler = warmup_cosine(optimizer, self.max_epochs * math.ceil(len(train) / self.batch_size), self.warmup)
+        rng = np.random.default_rng(self._seed + self._history.n_epochs)
+        checked = list(self._batches(data, targets, held_out))
+        baseline = self._targets.baseline(join_targets([t for _, t in checked]))
+        trainer = Trainer(net, optimizer, self._targets.loss(self.device_), score=self._targets.score,
+                          scheduler=scheduler, verbose=self.verbose, name=type(self).__name__)
+        trainer.run(lambda: self._batches(data, targets, train, rng), self._history, epochs=self.max_epochs,
+                    validation_batches=checked if validating else None,
+                    stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
+                                      self._targets.margin(baseline, len(held_out))),
+                    seed=self._seed, devices=seeded_devices(self.device_))
+        return trainer.validation_step(checked)[0]
+
+
+def join_targets(parts):
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
