@@ -92,7 +92,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         resolve_cache(self.cache)  # raises on a value of the right type that names no cache
         device = resolve_device(self.device)
         backend = resolve_backend(self.backend, device, self._modality)  # missing: said before any work
-        resolve_precision(self.precision, device, backend)  # an impossible request: said before any work
+        precision = resolve_precision(self.precision, device, backend, warn=True)  # said before any work
         self._validate_params_extra()
         _, _, column = as_item_list(X, input_name=self._modality + "s")
         self.n_features_in_ = 1
@@ -101,7 +101,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.device_ = str(device)
-        self.precision_ = self._resolved_precision(warn=True)
+        self.precision_ = precision
         self._bundle = None
         self._restored_state = None
         bundle = self._get_bundle()
