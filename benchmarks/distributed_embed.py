@@ -53,7 +53,7 @@ def run(table, rows_per_part, out, client=None):
     import dask.dataframe as dd
 
     from skmm import ImageEncoder, TextEncoder
-    from skmm.cli._parts import EmbedColumns
+    from skmm.encoders import EmbedColumns
     from skmm.dask import write_parquet
 
     shutil.rmtree(out, ignore_errors=True)
@@ -74,8 +74,8 @@ def _warm_up():
     from skmm.performance import tune_malloc
 
     tune_malloc()
-    ImageEncoder(cache=None, progress=False).fit(["x"])._get_bundle()
-    TextEncoder(cache=None, progress=False).fit(["x"])._get_bundle()
+    ImageEncoder(cache=None, progress=False).fit(["x"]).load_backbone()
+    TextEncoder(cache=None, progress=False).fit(["x"]).load_backbone()
 
 
 def main():

@@ -111,7 +111,7 @@ def measure(args):
         encoder.fit(files[:1])
         # (a) and (c) run on decoded pixels: the loader path's prepare and forward (the same model).
         pixels = ImageEncoder(**{**encoder.get_params(), "decode": "loader"}).fit(files[:1])
-        bundle = pixels._get_bundle()
+        bundle = pixels.load_backbone()
         device = resolve_device(encoder.device_)
         dtype = autocast_dtype(encoder.precision_)
         prepare, _, forward = pixels._pipeline(bundle)
@@ -198,14 +198,14 @@ def measure_backends(args):
                            precision=precision or "fp32")
             encoder = ImageEncoder(args.model, **options)
             encoder.fit(files[:1])
-            bundle = encoder._get_bundle()
+            bundle = encoder.load_backbone()
             prepare, _, forward = encoder._pipeline(bundle)
             decoded = torch.stack([prepare(f) for f in files])
             batches = [decoded[i:i + args.batch_size] for i in range(0, len(files), args.batch_size)]
             images[backend], raw_images[backend] = encoder, (forward, batches)
             text_encoder = TextEncoder(**options)
             text_encoder.fit(texts[:1])
-            text_bundle = text_encoder._get_bundle()
+            text_bundle = text_encoder.load_backbone()
             _, tokenize, text_forward = text_encoder._pipeline(text_bundle)
             ordered = sorted(texts, key=len, reverse=True)  # as TextEncoder batches them
             token_batches = [tokenize(ordered[i:i + args.batch_size]) for i in range(0, len(texts), args.batch_size)]

@@ -6,9 +6,11 @@ and the ``skmm`` command line's ``--help`` do not wait for torch.
 
 import importlib
 
-from . import performance  # noqa: F401  (honours SKMM_TUNE_MALLOC=1 at import; no heavy import)
+from . import _compat, performance  # noqa: F401  (performance honours SKMM_TUNE_MALLOC=1 at import)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_compat.install_moved_modules()  # files saved by older versions name module paths that have moved
 
 _WHERE = {
     "EncodingError": ".encoders",

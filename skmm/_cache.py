@@ -20,7 +20,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from ._registry import BoundedRegistry
+from ._registry import BoundedRegistry, clear_memos
 from ._store import SQLiteStore
 
 _DIGEST_SIZE = 16
@@ -303,17 +303,16 @@ def fetch_or_compute(cache, keys, compute, chunk):
 def clear_cache(cache="auto"):
     """Empty a cache: the in-process one (default) or a cache directory.
 
-    The few fusion projections remembered in this process (see
-    ``skmm.fusion._alignment.fit_memoized``) are forgotten too.
+    The objects remembered in this process by other means (the fusion's
+    fitted projections: see :func:`skmm._registry.in_process_memo`) are
+    forgotten too.
 
     Examples
     --------
     >>> from skmm import clear_cache
     >>> clear_cache("memory")
     """
-    from .fusion._alignment import clear_fits
-
-    clear_fits()
+    clear_memos()
     resolved = resolve_cache(cache)
     if resolved is not None:
         resolved.clear()

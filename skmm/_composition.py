@@ -8,8 +8,9 @@ triple, as ``ColumnTransformer`` does.
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.utils.metaestimators import _BaseComposition
+
+from ._table import remember_columns
 
 
 class TriplesComposition(_BaseComposition):
@@ -46,11 +47,7 @@ class TriplesComposition(_BaseComposition):
 
     def _remember_columns(self, frame):
         """``n_features_in_`` and ``feature_names_in_`` of the table ``frame`` (called by ``fit``)."""
-        self.n_features_in_ = frame.shape[1]
-        if all(isinstance(c, str) for c in frame.columns):
-            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        elif hasattr(self, "feature_names_in_"):  # fitted before on named columns
-            del self.feature_names_in_
+        remember_columns(self, frame.columns)
 
     def _sk_visual_block_(self):
         try:

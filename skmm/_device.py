@@ -9,6 +9,8 @@ import warnings
 
 import torch
 
+from ._messages import caller_stacklevel
+
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -41,7 +43,7 @@ def resolve_device(device="auto", *, fallback=False):
             warnings.warn(
                 f"device {device!r} is not available on this machine; using the CPU instead.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
             return torch.device("cpu")
         raise ValueError(f"device {device!r} is not available on this machine (use device='auto').")
@@ -115,7 +117,7 @@ def resolve_precision(precision, device, backend="torch", *, warn=False):
     if precision not in cpu_low_precision_support(backend):
         if warn:
             warnings.warn(f"precision={precision!r}: this CPU has no {precision} instructions for {backend}; "
-                          "running in fp32 (the same embeddings as precision='fp32').", RuntimeWarning, stacklevel=4)
+                          "running in fp32 (the same embeddings as precision='fp32').", RuntimeWarning, stacklevel=caller_stacklevel())
         return "fp32"
     return precision
 

@@ -94,8 +94,8 @@ def open_image(item, *, draft_size=None):
     HWC / HW uint8 array. Any Pillow mode becomes RGB (transparency is composited
     on white, CMYK converted, 16-bit scaled) and EXIF orientation is applied.
     ``draft_size`` lets the JPEG decoder decode at a reduced scale when the file
-    is much larger than needed (several times faster, visually identical after
-    the resize that follows).
+    is much larger than needed (visually identical after the resize that
+    follows; docs/performance.md says what it saves).
     """
     if isinstance(item, (str, os.PathLike)):
         image = Image.open(item)

@@ -4,6 +4,10 @@
 Encoders therefore never own the weights they load: they ask the model
 registry, which loads a backbone once per process and hands the same (frozen,
 eval-mode) module to every clone. Inference never mutates it, so sharing is safe.
+
+Higher layers keep memos of their own (the fusion's fitted projections) made
+by :func:`in_process_memo`: :func:`skmm.clear_cache` forgets them with the
+embedding cache without importing, or knowing, the modules that made them.
 """
 
 from __future__ import annotations
@@ -60,3 +64,47 @@ def clear_model_registry():
 def loaded_model_keys():
     """The keys of the backbones loaded in this process, oldest first."""
     return _models.keys()
+
+
+# The memos made by in_process_memo, which clear_cache empties: each registers itself when its module is imported
+# (a module never imported has nothing to forget).
+_memos = []
+
+
+def in_process_memo(max_entries):
+    """A :class:`BoundedRegistry` that :func:`skmm.clear_cache` empties with the embedding cache.
+
+    Parameters
+    ----------
+    max_entries : int
+        How many of the most recently used objects it keeps.
+
+    Returns
+    -------
+    memo : BoundedRegistry
+
+    Examples
+    --------
+    >>> from skmm._registry import clear_memos, in_process_memo
+    >>> squares = in_process_memo(max_entries=2)
+    >>> squares.get_or_make(3, lambda: 9)
+    9
+    >>> clear_memos()
+    >>> squares.keys()
+    []
+    """
+    memo = BoundedRegistry(max_entries)
+    _memos.append(memo)
+    return memo
+
+
+def clear_memos():
+    """Empty every memo made by :func:`in_process_memo` (what :func:`skmm.clear_cache` does first).
+
+    Examples
+    --------
+    >>> from skmm._registry import clear_memos
+    >>> clear_memos()
+    """
+    for memo in _memos:
+        memo.clear()

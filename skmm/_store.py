@@ -20,7 +20,6 @@ still read; an entry found there moves into the store.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import sqlite3
@@ -29,6 +28,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ._compat import LegacyCacheEntries
+from ._messages import caller_stacklevel
 
 N_SHARDS = 16
 _DIGEST_SIZE = 16
@@ -70,7 +72,7 @@ class SQLiteStore:
         self._inherited = []
         self._pid = None
         self._lock = threading.Lock()
-        self._legacy = None
+        self._legacy = LegacyCacheEntries(self.directory, _DIGEST_SIZE)
 
     # -- connections: one per shard and process (a forked child opens its own) ----------
     def _connection(self, shard):
@@ -110,8 +112,13 @@ class SQLiteStore:
                     if not _is_damage(error):
                         raise
                     self._drop_damaged_shard(shard, error)
-        if len(found) < len(keys) and self._has_legacy_entries():
-            found.update(self._migrate([key for key in keys if key not in found]))
+        if len(found) < len(keys) and self._legacy.present():
+            missing = [key for key in keys if key not in found]
+            moved = self._legacy.read(missing)
+            if moved:
+                self.put_many(moved)
+            self._legacy.discard(missing)  # moved, or corrupt: recomputed by the caller
+            found.update(moved)
         return found
 
     def _read_shard(self, shard, keys):
@@ -134,7 +141,7 @@ class SQLiteStore:
     def _drop_damaged_shard(self, shard, error):
         """A shard SQLite cannot read (a damaged disk, a file overwritten): its entries are computed again."""
         warnings.warn(f"embedding cache {self.directory}: shard {shard} is damaged ({error}); its entries will "
-                      "be computed again", RuntimeWarning, stacklevel=4)
+                      "be computed again", RuntimeWarning, stacklevel=caller_stacklevel())
         connection = self._connections.pop(shard, None)
         if connection is not None:
             connection.close()
@@ -186,34 +193,5 @@ class SQLiteStore:
 
     def clear(self):
         self.close()
-        self._legacy = None
+        self._legacy.forget()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    # -- caches written by skmm 0.1: one .npy file per entry, with a digest in front --------
-    def _legacy_path(self, key):
-        return self.directory / key[:2] / f"{key}.npy"
-
-    def _has_legacy_entries(self):
-        if self._legacy is None:  # looked for once: a cache written by 0.1 has .npy files in two-letter folders
-            self._legacy = next(self.directory.glob("??/*.npy"), None) is not None
-        return self._legacy
-
-    def _migrate(self, keys):
-        found = {}
-        for key in keys:
-            path = self._legacy_path(key)
-            try:
-                blob = path.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            checksum, payload = blob[:_DIGEST_SIZE], blob[_DIGEST_SIZE:]
-            if hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() == checksum:
-                try:
-                    found[key] = np.load(io.BytesIO(payload), allow_pickle=False)
-                except ValueError:
-                    pass
-        if found:
-            self.put_many(found)
-        for key in keys:
-            self._legacy_path(key).unlink(missing_ok=True)  # moved, or corrupt: recomputed by the caller
-        return found

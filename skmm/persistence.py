@@ -14,6 +14,8 @@ are reloaded on first use, so a fitted pipeline file stays small.
 
 from __future__ import annotations
 
+from ._compat import LEGACY_TRUSTED_TYPES
+
 TRUSTED_TYPES = (
     "skmm.encoders.image.ImageEncoder",
     "skmm.encoders.text.TextEncoder",
@@ -22,22 +24,19 @@ TRUSTED_TYPES = (
     "skmm.fusion._alignment.PCAProjection",
     "skmm.fusion._alignment.TargetAlignment",
     "skmm.fusion._gating.ModalityGate",
-    # Where skmm 0.1 kept them: files it saved name these paths.
-    "skmm._alignment.CCAAlignment",
-    "skmm._alignment.PCAProjection",
-    "skmm._gating.ModalityGate",
     "skmm.estimators.mlp.TorchMLPClassifier",
     "skmm.estimators.mlp.TorchMLPRegressor",
     "skmm.estimators.multimodal_net.MultimodalNetClassifier",
     "skmm.estimators.multimodal_net.MultimodalNetRegressor",
-    "skmm.estimators._targets.TaskTargets",
+    "skmm._targets.TaskTargets",
     "skmm.estimators._net_data._PooledTrunk",
     "skmm.encoders._trunks.ImageSplit",
     "skmm.encoders._trunks.ImageTrunk",
     "skmm.encoders._trunks.TextTrunk",
-    "skmm.estimators._targets.ClassTargets",
-    "skmm.estimators._targets.RegressionTargets",
-    "skmm.estimators._training.History",
+    "skmm._targets.ClassTargets",
+    "skmm._targets.RegressionTargets",
+    "skmm._training.History",
+    *LEGACY_TRUSTED_TYPES,
     # What those hold, beyond the types skops trusts by default.
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.decomposition._pca.PCA",

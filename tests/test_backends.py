@@ -130,7 +130,7 @@ def test_pickles_hold_no_exported_model(tiny_image_params):
 def test_openvino_does_not_pin_its_threads(tiny_image_params):
     """Pinned, the threads of two processes (Dask workers, a search's n_jobs) would share the first core."""
     encoder = ImageEncoder(**{**tiny_image_params, "device": "cpu", "backend": "openvino"}).fit(random_images(1))
-    compiled = encoder._get_bundle().inference_module
+    compiled = encoder.load_backbone().inference_module
     assert compiled._model.get_property("ENABLE_CPU_PINNING") is False
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from skmm import EncodingError, ImageEncoder
 from skmm.encoders._device_decode import DecodeOnDevice, MixedBatch, ReadForDevice
-from skmm.encoders.image import _PrepareImage
+from skmm.encoders._image_steps import PrepareImage
 
 from .conftest import DEVICE
 from .conftest import TINY_IMAGE as _TINY
@@ -51,11 +51,11 @@ def _jpeg(pixels, orientation=None, mode="RGB"):
 @pytest.fixture(scope="module")
 def config():
     encoder = ImageEncoder(**TINY_IMAGE).fit([np.zeros((8, 8, 3), np.uint8)])
-    return encoder._data_config(encoder._get_bundle())
+    return encoder.data_config(encoder.load_backbone())
 
 
 def _both_paths(items, config, crop=True):
-    loader = _PrepareImage(config, crop)
+    loader = PrepareImage(config, crop)
     by_loader = torch.stack([loader(item) for item in items]).float()
     read = ReadForDevice(loader)
     by_device, failures = DecodeOnDevice(config, crop, DEVICE, loader)(MixedBatch(read(item) for item in items))
@@ -87,7 +87,7 @@ def test_mixed_batches_fallbacks_and_failures(config):
     whole = _jpeg(_photo(64, 64))
     truncated = whole[: len(whole) * 2 // 3]  # the header is intact: the decoders find out
     items = [_jpeg(pixels), png.getvalue(), pixels, _jpeg(pixels, mode="CMYK"), truncated, _jpeg(pixels, mode="L")]
-    loader = _PrepareImage(config, True)
+    loader = PrepareImage(config, True)
     read = ReadForDevice(loader)
     samples = [read(item) for item in items]
     batch = MixedBatch.concat([MixedBatch(samples[:2]), MixedBatch(samples[2:])])
@@ -154,7 +154,7 @@ def test_large_batches_are_decoded_in_groups_of_bounded_pixels(config, monkeypat
     from skmm.encoders import _device_decode
 
     items = [_jpeg(_photo(60, 40, seed=i)) for i in range(5)]
-    loader = _PrepareImage(config, True)
+    loader = PrepareImage(config, True)
     read = ReadForDevice(loader)
     batch = MixedBatch([read(items[0]), loader(items[1])] + [read(item) for item in items[2:]])
     assert [sample.pixels for sample in batch.samples if hasattr(sample, "pixels")] == [2400] * 4

@@ -237,7 +237,7 @@ def test_clones_share_one_loaded_backbone(tiny_image_params):
     clear_model_registry()
     first = ImageEncoder(**tiny_image_params).fit(random_images(1))
     second = clone(first).fit(random_images(1))
-    assert first._get_bundle() is second._get_bundle()
+    assert first.load_backbone() is second.load_backbone()
     assert len(loaded_model_keys()) == 1
 
 
@@ -252,7 +252,7 @@ def test_pickle_leaves_named_weights_out():
     """A fitted encoder with named weights pickles small and reloads its backbone on first use."""
     images = random_images(2, size=64)
     encoder = ImageEncoder(device=DEVICE, cache=None).fit(images)
-    backbone_bytes = sum(t.numel() * t.element_size() for t in encoder._get_bundle().module.state_dict().values())
+    backbone_bytes = sum(t.numel() * t.element_size() for t in encoder.load_backbone().module.state_dict().values())
     payload = pickle.dumps(encoder)
     assert backbone_bytes > 10_000_000 and len(payload) < 50_000
     restored = pickle.loads(payload)
@@ -348,12 +348,12 @@ def test_offline_efficientnet_lite0_classifies_the_sklearn_daisy():
     from sklearn.datasets import load_sample_images
 
     from skmm.encoders._image_models import create_image_model
-    from skmm.encoders.image import _PrepareImage
+    from skmm.encoders._image_steps import PrepareImage
 
     samples = load_sample_images()
     flower = samples.images[[name.endswith("flower.jpg") for name in samples.filenames].index(True)]
     model, config = create_image_model("skmm:efficientnet_lite0", "DEFAULT", head=True)
-    batch = _PrepareImage(config, crop=True)(flower).permute(2, 0, 1).float().unsqueeze(0) / 255  # HWC -> NCHW
+    batch = PrepareImage(config, crop=True)(flower).permute(2, 0, 1).float().unsqueeze(0) / 255  # HWC -> NCHW
     batch = (batch - torch.tensor(config.mean).view(1, 3, 1, 1)) / torch.tensor(config.std).view(1, 3, 1, 1)
     with torch.inference_mode():
         probabilities = model(batch).softmax(dim=1)[0]
@@ -527,8 +527,8 @@ def test_jit_frozen_model_gives_the_same_embeddings(tiny_image_params):
     images = random_images(5)
     eager = ImageEncoder(**tiny_image_params, cache=None).fit(images)
     frozen = ImageEncoder(**tiny_image_params, cache=None, jit=True).fit(images)
-    assert frozen._get_bundle().inference_module is not None
-    assert frozen._get_bundle() is not eager._get_bundle()  # another module in the registry...
+    assert frozen.load_backbone().inference_module is not None
+    assert frozen.load_backbone() is not eager.load_backbone()  # another module in the registry...
     assert frozen.fingerprint_ == eager.fingerprint_  # ...but the same embeddings, so the same cache keys
     np.testing.assert_allclose(frozen.transform(images), eager.transform(images), atol=1e-4)
     restored = pickle.loads(pickle.dumps(frozen))  # random weights travel as numpy, re-frozen on load
@@ -558,7 +558,7 @@ def test_batch_norms_are_folded_into_convolutions(tiny_image_params):
     with torch.inference_mode():
         torch.testing.assert_close(folded(other), module(other), rtol=1e-4, atol=1e-5)
     encoder = ImageEncoder(**tiny_image_params, cache=None, backend="torch").fit(random_images(1))
-    assert count(encoder._get_bundle().inference_module) == 0  # what transform runs with torch (and what
+    assert count(encoder.load_backbone().inference_module) == 0  # what transform runs with torch (and what
     # the compiled backends export)
 
 

@@ -203,3 +203,17 @@ def test_invalid_parameters_raise_in_fit():
                    {"dropout": 1.0}, {"batch_size": 0}, {"validation_fraction": 1.5}, {"learning_rate": -1}):
         with pytest.raises(ValueError):
             TorchMLPClassifier(**{**FAST, **params}).fit(X, y)
+
+
+def test_the_no_better_than_trivial_warning_names_the_users_line():
+    """However deep in skmm (and scikit-learn's wrappers) it is raised, the warning points at the caller."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = np.zeros((30, 2)), np.array([0, 1, 2] * 10)  # nothing to learn: no better than the majority class
+    for model in (TorchMLPClassifier(max_epochs=2, device=DEVICE, random_state=0),
+                  make_pipeline(StandardScaler(), TorchMLPClassifier(max_epochs=2, device=DEVICE, random_state=0))):
+        with pytest.warns(ConvergenceWarning, match="no better than") as record:
+            model.fit(X, y)
+        assert {warning.filename for warning in record if warning.category is ConvergenceWarning} == {__file__}

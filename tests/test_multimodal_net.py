@@ -58,7 +58,7 @@ def test_only_the_top_blocks_and_the_heads_train(tiny_image_params, tiny_text_mo
     modalities = _modalities(tiny_image_params, tiny_text_model)
     net = MultimodalNetClassifier(modalities, train_blocks=1, max_epochs=3, random_state=0, device=DEVICE).fit(X, y)
     image, text = (encoder for _, encoder, _ in net.modalities_)
-    backbone = image._get_bundle().module
+    backbone = image.load_backbone().module
     blocks = [name for name, _ in backbone.named_children()]
     top = net.network_.branches[0].units
     # test_efficientnet: conv_stem, bn1, 5 blocks, conv_head, bn2: the last block and the head layers train
@@ -67,7 +67,7 @@ def test_only_the_top_blocks_and_the_heads_train(tiny_image_params, tiny_text_mo
     pretrained = dict(backbone.blocks[-1][0].named_parameters())
     assert any(not torch.equal(trained[k].cpu(), pretrained[k].cpu()) for k in trained)  # it changed...
     assert all(not p.requires_grad for p in backbone.parameters())  # ...the loaded backbone did not
-    fresh = ImageEncoder(**tiny_image_params).fit(X["image"][:1])._get_bundle().module
+    fresh = ImageEncoder(**tiny_image_params).fit(X["image"][:1]).load_backbone().module
     assert all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(backbone.state_dict().values(),
                                                              fresh.state_dict().values()))
     assert len(net.network_.branches[1].layers) == 1  # the tiny text model's one layer
@@ -242,10 +242,10 @@ def test_a_network_saved_with_batch_norms_per_feature_loads_and_predicts_the_sam
     from skmm.estimators import _net_modules
 
     X, y = data
-    original = _net_modules.Fusion.__init__
-    monkeypatch.setattr(_net_modules.Fusion, "__init__",  # the input treatment of networks saved before
+    original = _net_modules.FusionLayer.__init__
+    monkeypatch.setattr(_net_modules.FusionLayer, "__init__",  # the input treatment of networks saved before
                         lambda self, *args, **kwargs: original(self, *args[:4], standardize="features"))
-    monkeypatch.setattr(_net_modules.Fusion, "set_statistics", lambda *args: None)
+    monkeypatch.setattr(_net_modules.FusionLayer, "set_statistics", lambda *args: None)
     net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=2, random_state=0,
                                   device=DEVICE).fit(X, y)
     del net._architecture["standardize"]  # as those networks recorded their architecture

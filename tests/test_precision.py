@@ -53,7 +53,7 @@ def test_the_default_encoders_ask_openvino_for_fp32_and_it_runs_fp32(compile_con
     text = TextEncoder(device="cpu", cache=None, backend="openvino").fit(["a text"])
     assert [config["INFERENCE_PRECISION_HINT"] for config in compile_configs] == ["f32", "f32"]
     for encoder in (image, text):
-        compiled = encoder._get_bundle().inference_module if encoder is image else encoder._get_bundle().compiled
+        compiled = encoder.load_backbone().inference_module if encoder is image else encoder.load_backbone().compiled
         assert isinstance(compiled, _backends.CompiledModel)
         assert compiled.inference_precision == "f32"  # what the runtime reports, read back
         assert encoder.precision_ == "fp32"
@@ -103,7 +103,7 @@ def test_openvino_bf16_is_keyed_apart_and_never_reads_fp32_entries(compile_confi
     assert len(embedded_items) == 6
     bf16 = ImageEncoder(**params, precision="bf16").fit(images[:1])
     assert compile_configs[-1]["INFERENCE_PRECISION_HINT"] == "bf16"
-    assert bf16._get_bundle().inference_module.inference_precision == "bf16"
+    assert bf16.load_backbone().inference_module.inference_precision == "bf16"
     assert bf16.precision_ == "bf16" and bf16.fingerprint_ != fp32.fingerprint_
     reduced = bf16.transform(images)
     assert len(embedded_items) == 12  # every item computed again in bf16, none served from the fp32 entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -41,40 +42,41 @@ def _folder(table):
     return Path(table).resolve().parent
 
 
-def fit(args, log, say):
-    from sklearn.base import clone
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import Pipeline
+@contextlib.contextmanager
+def _timed(timings, step):
+    """Record how long the ``with`` block took under ``step`` (the report's timings table)."""
+    start = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - start
 
-    from .. import ModalityFusion, TorchMLPClassifier
-    from ._report import cross_validate, write_report
 
-    output = check_output(args.output, MODEL_FORMATS, "output")
+def _report_folder(args, output):
+    """The folder ``skmm fit`` writes its report to: ``--report``, else ``<output>_report`` beside the model."""
     report_folder = Path(args.report) if args.report else output.with_name(output.stem + "_report")
     if report_folder.exists() and not report_folder.is_dir():
         raise CLIError(f"report folder {str(report_folder)!r} is a file")
     check_folder_for(report_folder / "report.md" if report_folder.is_dir() else report_folder, "report folder")
-    check_device(args.device)
+    return report_folder
+
+
+def _labelled_rows(args, notes):
+    """The table's rows that have a label, as ``(X, y)``; a note says how many had none."""
     table = read_table(args.table)
     check_columns(table, [args.image_col, args.text_col, args.target], args.table)
     labelled = table[table[args.target].notna()]
-    notes = []
     if len(labelled) < len(table):
         notes.append(f"{plural(len(table) - len(labelled), 'row')} without a label in {args.target!r} left out")
     y = labelled[args.target].to_numpy()
     check_target(y, args.target, args.cv)  # before any model work
-    X = labelled[[args.image_col, args.text_col]]
-    folder = _folder(args.table)
-    warn_if_texts_are_paths(X[args.text_col], folder, args.text_col, say)
-    image, text = make_encoders(args, folder, args.on_error)
-    modalities = [(image, args.image_col), (text, args.text_col)]
-    timings = {}
+    return labelled[[args.image_col, args.text_col]], y
 
-    start = time.perf_counter()
+
+def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
+    """Check and embed every value; apply ``--on-error``. Returns ``(X, y, usable)``: the rows kept, and per
+    column which of them have a value that could be read."""
     log(f"checking and embedding {len(X)} images ({args.image_col!r}) and texts ({args.text_col!r})")
-    found = check_readability(modalities, X, policy=args.on_error)
-    timings["embedding (each image and text once)"] = time.perf_counter() - start
+    with _timed(timings, "embedding (each image and text once)"):
+        found = check_readability(modalities, X, policy=args.on_error)
     note = enforce(found, policy=args.on_error, verb="used", table=args.table, folder=folder)
     usable = found.usable
     if note:
@@ -83,39 +85,89 @@ def fit(args, log, say):
         keep = ~X.index.isin(list(found.reasons))
         X, y, usable = X[keep], y[keep], {column: ok[keep] for column, ok in usable.items()}
         check_target(y, args.target, args.cv)
-    for note in notes:
-        say(note)
+    return X, y, usable
+
+
+def _fit_pipeline(args, image, text):
+    """The model ``skmm fit`` writes: the fusion of both modalities, then the classifier."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from .. import ModalityFusion, TorchMLPClassifier
 
     estimator = (LogisticRegression(max_iter=3000) if args.estimator == "logreg"
                  else TorchMLPClassifier(device=args.device, random_state=0))
-    pipeline = Pipeline([("fuse", ModalityFusion([("image", image, args.image_col), ("text", text, args.text_col)],
-                                                 method=args.fusion)), ("clf", estimator)])
-    fused, baselines = None, []
-    if args.cv >= 2:
-        start = time.perf_counter()
+    return Pipeline([("fuse", ModalityFusion([("image", image, args.image_col), ("text", text, args.text_col)],
+                                             method=args.fusion)), ("clf", estimator)])
+
+
+def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, log):
+    """Cross-validated scores of the same classifier on each modality alone, over the rows that have it."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from .. import ModalityFusion
+    from ._report import cross_validate
+
+    image, text = encoders
+    baselines = []
+    for name, encoder, column in (("text only", text, args.text_col), ("image only", image, args.image_col)):
+        has = usable[column]
+        single = Pipeline([("fuse", ModalityFusion([(name.split()[0], encoder, column)])),
+                           ("clf", clone(estimator))])
+        position = np.cumsum(has) - 1  # each kept row's position among the rows that have this modality
+        kept = [(position[train[has[train]]], position[test[has[test]]]) for train, test in folds]
+        baselines.append(cross_validate(name, single, X[has], y[has], kept, log))
+    return baselines
+
+
+def _cross_validation(args, pipeline, encoders, X, y, usable, timings, log, say):
+    """``--cv`` folds of the fused model and of each modality alone, printed; returns ``(fused, baselines)``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from ._report import cross_validate
+
+    with _timed(timings, f"cross-validation ({args.cv} folds, fused and baselines)"):
         folds = list(StratifiedKFold(args.cv, shuffle=True, random_state=0).split(X, y.astype(str)))
         fused = cross_validate(f"{args.fusion} fusion", pipeline, X, y, folds, log)
-        for name, encoder, column in (("text only", text, args.text_col), ("image only", image, args.image_col)):
-            has = usable[column]
-            single = Pipeline([("fuse", ModalityFusion([(name.split()[0], encoder, column)])),
-                               ("clf", clone(estimator))])
-            position = np.cumsum(has) - 1  # each kept row's position among the rows that have this modality
-            kept = [(position[train[has[train]]], position[test[has[test]]]) for train, test in folds]
-            baselines.append(cross_validate(name, single, X[has], y[has], kept, log))
-        timings[f"cross-validation ({args.cv} folds, fused and baselines)"] = time.perf_counter() - start
-        say(f"{args.cv}-fold CV on {len(X)} rows (accuracy / macro-F1 / weighted F1):")
-        for result in (fused, *baselines):
-            say(f"  {result.name:<16} {result.summary('accuracy')}  {result.summary('f1_macro')}  "
-                f"{result.summary('f1_weighted')}" + (f"  ({result.rows} rows)" if result.rows < len(X) else ""))
-    start = time.perf_counter()
+        baselines = _single_modality_baselines(args, pipeline.named_steps["clf"], encoders, X, y, usable, folds,
+                                               log)
+    say(f"{args.cv}-fold CV on {len(X)} rows (accuracy / macro-F1 / weighted F1):")
+    for result in (fused, *baselines):
+        say(f"  {result.name:<16} {result.summary('accuracy')}  {result.summary('f1_macro')}  "
+            f"{result.summary('f1_weighted')}" + (f"  ({result.rows} rows)" if result.rows < len(X) else ""))
+    return fused, baselines
+
+
+def fit(args, log, say):
+    """``skmm fit TABLE -o MODEL``: check, embed, cross-validate, fit on every row, save, and write a report."""
+    from ._report import write_report
+
+    output = check_output(args.output, MODEL_FORMATS, "output")
+    report_folder = _report_folder(args, output)
+    check_device(args.device)
+    notes, timings = [], {}
+    X, y = _labelled_rows(args, notes)
+    folder = _folder(args.table)
+    warn_if_texts_are_paths(X[args.text_col], folder, args.text_col, say)
+    image, text = make_encoders(args, folder, args.on_error)
+    X, y, usable = _usable_rows(args, X, y, [(image, args.image_col), (text, args.text_col)], folder, notes,
+                                timings, log)
+    for note in notes:
+        say(note)
+    pipeline = _fit_pipeline(args, image, text)
+    fused, baselines = None, []
+    if args.cv >= 2:
+        fused, baselines = _cross_validation(args, pipeline, (image, text), X, y, usable, timings, log, say)
     log("fitting on every row")
-    pipeline.fit(X, y)
-    timings["final fit"] = time.perf_counter() - start
+    with _timed(timings, "final fit"):
+        pipeline.fit(X, y)
     save_model(pipeline, output)
     say(f"wrote {output}")
     settings = {"table": args.table, "image column": args.image_col, "text column": args.text_col,
                 "target": args.target, "image model": args.image_model, "text model": args.text_model,
-                "fusion": args.fusion, "estimator": repr(estimator), "folds": args.cv, "on error": args.on_error}
+                "fusion": args.fusion, "estimator": repr(pipeline.named_steps["clf"]), "folds": args.cv,
+                "on error": args.on_error}
     paths = write_report(report_folder, fused=fused, baselines=baselines, X=X, y=y, classes=pipeline.classes_,
                          settings=settings, timings=timings, notes=notes)
     say(f"wrote the report to {report_folder}/ ({', '.join(p.name for p in paths)})")
@@ -192,7 +244,8 @@ def predict(args, log, say):
 def embed(args, log, say):
     import pandas as pd
 
-    from ._parts import EmbedColumns, check_parts_folder, embed_parts
+    from ..encoders import EmbedColumns
+    from ._parts import check_parts_folder, embed_parts
 
     to_parts = Path(args.output).is_dir() or not Path(args.output).suffix or args.output.endswith(("/", os.sep))
     if not to_parts and (args.workers or args.scheduler or args.rows_per_part):

@@ -82,15 +82,8 @@ def _add_column_options(parser, target=False, models=True):
                             help="sentence-transformers name or local folder, or skmm's offline one")
 
 
-def build_parser(version):
-    parser = argparse.ArgumentParser(
-        prog="skmm", formatter_class=_Formatter,
-        description="Multimodal (image + text) classification with scikit-learn pipelines. A TABLE is a CSV or "
-                    "Parquet file with one row per item: an image path, a text and, to fit, a label.",
-        epilog="Example: skmm fit posts.csv --image-col photo --text-col caption --target label -o model.skops")
-    parser.add_argument("--version", action="version", version=f"skmm {version}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_demo_command(commands):
+    """``skmm demo``: the pipelines compared on generated data."""
     demo = commands.add_parser(
         "demo", formatter_class=_Formatter,
         help="compare text-only, image-only, early- and late-fusion pipelines on generated data",
@@ -102,6 +95,9 @@ def build_parser(version):
     demo.add_argument("--output-dir", default="skmm_demo_output", help="where the PNG plots go")
     _add_runtime_options(demo)
 
+
+def _add_fit_command(commands):
+    """``skmm fit TABLE -o MODEL``."""
     fit = commands.add_parser(
         "fit", formatter_class=_Formatter, help="cross-validate and fit a pipeline on a table, save it",
         description="Fit image + text encoders, a fusion and a classifier on TABLE; cross-validate it beside "
@@ -121,6 +117,9 @@ def build_parser(version):
                        "missing; skip: leave the row out")
     _add_runtime_options(fit)
 
+
+def _add_predict_command(commands):
+    """``skmm predict MODEL TABLE -o OUTPUT``."""
     predict = commands.add_parser(
         "predict", formatter_class=_Formatter, help="predict the rows of a table with a saved model",
         description="Predict every row of TABLE with MODEL. The output has exactly the input's columns, in order, "
@@ -132,6 +131,9 @@ def build_parser(version):
                            "prediction for the row, the reason in a 'reason' column")
     _add_runtime_options(predict)
 
+
+def _add_embed_command(commands):
+    """``skmm embed TABLE -o OUTPUT``, with the options of a folder output (Parquet parts, Dask)."""
     embed = commands.add_parser(
         "embed", formatter_class=_Formatter, help="write the image and text embeddings of a table",
         description="Embed the images and texts of TABLE and write one row per input row: 'row_id' (the row's "
@@ -163,4 +165,20 @@ def build_parser(version):
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run the parts on the Dask cluster whose scheduler is at ADDRESS "
                             "(e.g. tcp://10.0.0.5:8786)")
+
+
+def build_parser(version):
+    """The ``skmm`` argument parser: the global options, then one sub-command each for demo, fit, predict and embed."""
+    parser = argparse.ArgumentParser(
+        prog="skmm", formatter_class=_Formatter,
+        description="Multimodal (image + text) classification with scikit-learn pipelines. A TABLE is a CSV or "
+                    "Parquet file with one row per item: an image path, a text and, to fit, a label.",
+        epilog="Example: skmm fit posts.csv --image-col photo --text-col caption --target label -o model.skops")
+    parser.add_argument("--version", action="version", version=f"skmm {version}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_demo_command(commands)
+    _add_fit_command(commands)
+    _add_predict_command(commands)
+    _add_embed_command(commands)
     return parser

@@ -4,49 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from .._messages import first_and_more
+from ..encoders import EmbedColumns
 from ._io import CLIError
 from ._rows import plural
-
-
-class EmbedColumns(TransformerMixin, BaseEstimator):
-    """Each ``(column, encoder)``'s raw embeddings side by side, named ``<column>__<feature>`` (what
-    ``skmm embed`` writes; ``ModalityFusion`` would also rescale them). Fitting reads no item.
-
-    ``transform`` returns a DataFrame whose ``attrs["skmm"]["problems"]`` maps
-    the label of each row an encoder could not read (filled per its
-    ``on_error``) to what went wrong: the parts keep it (skmm.dask.part_notes).
-    """
-
-    def __init__(self, encoders):
-        self.encoders = encoders
-
-    def fit(self, X, y=None):
-        self.encoders_ = [(column, clone(encoder).fit(X[column])) for column, encoder in self.encoders]
-        return self
-
-    def transform(self, X):
-        blocks, problems = [], {}
-        for column, encoder in self.encoders_:
-            embeddings, found, index, name = encoder.encode_rows(X[column])
-            with warnings.catch_warnings():  # the notes below say it, once, at the end (workers warn apart)
-                warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
-                blocks.append(encoder._apply_error_policy(embeddings, found, index, name)[0])  # raises on "raise"
-            for position, message in found.items():
-                problems.setdefault(str(X.index[position]), f"{column}: {message}")
-        out = pd.DataFrame(np.hstack(blocks), index=X.index, columns=self.get_feature_names_out())
-        out.attrs["skmm"] = {"problems": problems}
-        return out
-
-    def get_feature_names_out(self, input_features=None):
-        return np.asarray([f"{column}__{name}" for column, encoder in self.encoders_
-                           for name in encoder.get_feature_names_out()], dtype=object)
 
 
 class KeepRows:
@@ -67,8 +32,7 @@ class KeepRows:
 
 def _describe(problems, limit=10):
     """``line 5 (photo: ...); line 9 (caption: missing value); ... and 3 more`` for {line: message}."""
-    shown = "; ".join(f"line {line} ({message})" for line, message in list(problems.items())[:limit])
-    return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
+    return first_and_more(list(problems.items()), lambda problem: f"line {problem[0]} ({problem[1]})", limit=limit)
 
 
 def check_parts_folder(path):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._messages import first_and_more
 from ._io import CLIError
 
 
@@ -32,14 +33,13 @@ class Readability:
 
     def describe(self, labels=None, limit=5):
         labels = list(self.reasons) if labels is None else list(labels)
-        shown = "; ".join(f"{self.index_name} {label} ({self.reasons[label]})" for label in labels[:limit])
-        return shown + (f"; and {len(labels) - limit} more" if len(labels) > limit else "")
+        return first_and_more(labels, lambda label: f"{self.index_name} {label} ({self.reasons[label]})", limit=limit)
 
 
 def _present(values):
-    from .._inputs import is_missing
+    from .._table import present_mask  # on use: it imports scikit-learn, which `skmm --help` need not wait for
 
-    return ~values.map(is_missing).to_numpy(dtype=bool)
+    return present_mask(values)
 
 
 def check_readability(encoders_and_columns, X, *, policy, fitted=False):
@@ -58,7 +58,7 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
     for encoder, column in encoders_and_columns:  # cheap checks first, over every column
         present = _present(X[column])
         anything |= present
-        problems = encoder._precheck(encoder._resolve_items(list(X[column][present])))
+        problems = encoder.check_items(list(X[column][present]))
         labels = X.index[present]
         for position, message in sorted(problems.items()):
             found.reasons.setdefault(labels[position], f"{column}: {message}")
@@ -97,7 +97,7 @@ def _loaded(encoder, values, column):
     try:
         return encoder.fit(values)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        raise CLIError(f"could not load the {encoder._modality} model {encoder.model!r} for column {column!r} "
+        raise CLIError(f"could not load the {encoder.modality} model {encoder.model!r} for column {column!r} "
                        f"({type(exc).__name__}: {exc}); a model not shipped with skmm is downloaded on first use: "
                        "is this machine online?") from None
 

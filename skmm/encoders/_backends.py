@@ -9,10 +9,10 @@ checksum beside it catches a torn or corrupted file, which is then exported
 again. A clone, a second process or a later run loads the file instead of
 exporting. OpenVINO and ONNX Runtime both read the ONNX file directly.
 
-``backend="auto"`` picks what measured fastest on a CPU (docs/performance.md):
-OpenVINO for images when it is installed (it is by default), else torch; torch
-for texts (OpenVINO ran MiniLM no faster, in fp32 or bf16; ONNX Runtime
-slower); torch on a GPU. ONNX Runtime runs only when asked for. The precision
+``backend="auto"`` picks what measured fastest on a CPU (the figures are in
+docs/performance.md): OpenVINO for images when it is installed (it is by
+default), else torch; torch for texts; torch on a GPU. ONNX Runtime runs only
+when asked for. The precision
 is always skmm's decision, passed to the runtime and read back from the
 compiled model (:class:`CompiledModel`).
 """

@@ -4,7 +4,6 @@ the embedding cache, the bad-input policy and pickling without weights."""
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import warnings
 from numbers import Integral
@@ -12,21 +11,21 @@ from numbers import Integral
 import joblib
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import _registry
 from .._defaults import ON_ERROR
 from .._batching import run_batched
+from .._compat import upgrade_encoder_state
 from .._cache import fetch_or_compute, make_key, resolve_cache
 from .._device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision
 from .._inputs import as_item_list, is_missing, row_name
-from ._backends import BACKENDS, CompiledModel, backend_version, export_folder, export_onnx, resolve_backend
-
-# Bump when a change to skmm alters embeddings, so old cache entries are not reused.
-_EMBEDDING_VERSION = 1
-
+from .._messages import caller_stacklevel, first_and_more
+from .._pickling import DeviceBoundPickling
+from .._table import remember_columns
+from ._backends import BACKENDS, resolve_backend
+from ._model import ModelLoadingMixin
 
 class EncodingError(ValueError):
     """Raised when some rows cannot be encoded; names their rows.
@@ -48,7 +47,8 @@ class EncodingError(ValueError):
         return functools.partial(EncodingError, column=self.column, problems=self.problems), (str(self),)
 
 
-class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseEncoder(DeviceBoundPickling, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ModelLoadingMixin,
+                  BaseEstimator):
     """Base class of skmm's encoders; not for direct use.
 
     Subclasses implement ``_load_bundle(device, state=None)`` (build the model,
@@ -72,6 +72,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     }
 
     # -- sklearn API -------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Validate the parameters and load the model.
 
@@ -88,23 +89,18 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : object
             The fitted encoder.
         """
-        self._validate_params()
         resolve_cache(self.cache)  # raises on a value of the right type that names no cache
         device = resolve_device(self.device)
         backend = resolve_backend(self.backend, device, self._modality)  # missing: said before any work
         precision = resolve_precision(self.precision, device, backend, warn=True)  # said before any work
         self._validate_params_extra()
         _, _, column = as_item_list(X, input_name=self._modality + "s")
-        self.n_features_in_ = 1
-        if column is not None and isinstance(column, str):
-            self.feature_names_in_ = np.asarray([column], dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        remember_columns(self, [column])
         self.device_ = str(device)
         self.precision_ = precision
         self._bundle = None
         self._restored_state = None
-        bundle = self._get_bundle()
+        bundle = self.load_backbone()
         self.embedding_dim_ = int(bundle.embedding_dim)
         self.fingerprint_ = self._fingerprint(None if self._weights_are_named() else self._numpy_state(bundle))
         return self
@@ -143,7 +139,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             True where an item could not be encoded (filled per ``on_error``).
         """
         embeddings, problems, index, column = self.encode_rows(X)
-        return self._apply_error_policy(embeddings, problems, index, column)
+        return self.apply_error_policy(embeddings, problems, index, column)
 
     def encode_rows(self, X, trunk=None):
         """The steps of :meth:`encode` but the error policy: embeddings (NaN where an item failed), and
@@ -151,7 +147,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         Under ``on_error="raise"`` a bad item found by the cheap checks still
         raises at once; later failures are returned. With ``trunk`` (see
-        :mod:`skmm.encoders._trunks`), each item's output of that part of the
+        :mod:`skmm.encoders.trunks`), each item's output of that part of the
         model instead, as a list of arrays of any shape (None where it failed),
         cached under its own keys.
         """
@@ -161,7 +157,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         column = column if column is not None else self._default_column()
         problems = self._precheck(items)
         if problems and self.on_error == "raise":
-            raise self._error(problems, index, column)  # before any model work is spent
+            raise self.encoding_error(problems, index, column)  # before any model work is spent
         cache = resolve_cache(self.cache)
         fingerprint = self.fingerprint_ if trunk is None else joblib.hash((self.fingerprint_, trunk.spec))
         rows_by_key = self._rows_by_content(items, [p for p in range(len(items)) if p not in problems], cache,
@@ -190,25 +186,122 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _n_features_out(self):
         return self.embedding_dim_
 
-    def move_to(self, device):
-        """Run this fitted encoder on ``device`` from now on; returns ``self``.
+    # -- what the estimators and the command line use of an encoder ------------------------------
+    @property
+    def modality(self):
+        """What one item is, in messages and progress bars: ``"image"`` or ``"text"``.
 
-        The model reloads there on first use, and the cache keys follow the
-        device (its precision and decoding change the embeddings), so
-        embeddings made on one device are never served as another's. A device
-        this machine lacks falls back to the CPU with a warning (what a model
-        fitted on a GPU does when it is loaded on a CPU-only machine).
+        Examples
+        --------
+        >>> from skmm import ImageEncoder
+        >>> ImageEncoder().modality
+        'image'
         """
-        check_is_fitted(self, "fingerprint_")
-        state = None
-        if not self._weights_are_named():
-            state = self._restored_state if self._bundle is None else self._numpy_state(self._bundle)
-            self._restored_state = state
-        self.device_ = str(resolve_device(device, fallback=True))
-        self.precision_ = self._resolved_precision(warn=True)
-        self._bundle = None
-        self.fingerprint_ = self._fingerprint(state)
-        return self
+        return self._modality
+
+    def check_items(self, items):
+        """The cheap checks :meth:`encode` starts with, alone: no model is loaded, no item decoded.
+
+        Parameters
+        ----------
+        items : list
+            The items, as :meth:`encode` reads them (relative image paths
+            are resolved against ``root`` first).
+
+        Returns
+        -------
+        problems : dict
+            Position in ``items`` -> what is wrong there (a missing value, a
+            wrong type, a file that does not exist), for the items that fail.
+
+        Examples
+        --------
+        >>> from skmm import TextEncoder
+        >>> TextEncoder().check_items(["a caption", None, ["not", "a", "text"]])
+        {1: 'missing value', 2: 'a text must be str or bytes, got list'}
+        """
+        return self._precheck(self._resolve_items(items))
+
+    def encoding_error(self, problems, index, column):
+        """The :class:`EncodingError` that names the rows that failed, by their labels.
+
+        Parameters
+        ----------
+        problems : dict
+            Position -> what went wrong there (as :meth:`encode_rows` returns it).
+        index : pandas.Index or sequence
+            The row labels (``index[position]`` names a row).
+        column : str
+            The column the items came from.
+
+        Returns
+        -------
+        error : EncodingError
+            Not raised: the caller raises it, or reads its message.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skmm import TextEncoder
+        >>> error = TextEncoder().encoding_error({1: "missing value"}, pd.Index(["a", "b"]), "caption")
+        >>> error.problems
+        {'b': 'missing value'}
+        """
+        rows = sorted(problems)
+        shown = first_and_more(rows, lambda p: f"{row_name(index, p)}: {problems[p]}")
+        return EncodingError(
+            f"{len(rows)} {self._modality}(s) in column {column!r} could not be encoded "
+            f"({shown}). Set on_error='zero' or 'nan' to keep going.",
+            column=column, problems={index[p]: problems[p] for p in rows})
+
+    def apply_error_policy(self, embeddings, problems, index, column):
+        """The last step of :meth:`encode`: what ``on_error`` does with the rows that failed.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_samples, embedding_dim_)
+            As :meth:`encode_rows` returns them; the failed rows are
+            filled in place.
+        problems : dict
+            Position -> what went wrong there.
+        index : pandas.Index or sequence
+            The row labels, for the message.
+        column : str
+            The column the items came from, for the message.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, embedding_dim_)
+            Zeros or NaN in the failed rows (``on_error="zero"`` or ``"nan"``).
+        failed_mask : ndarray of shape (n_samples,), bool
+            True where a row failed.
+
+        Raises
+        ------
+        EncodingError
+            Under ``on_error="raise"``, when a row failed. Under the other
+            policies a warning names the rows instead.
+
+        Examples
+        --------
+        >>> import warnings
+        >>> import numpy as np
+        >>> from skmm import TextEncoder
+        >>> encoder = TextEncoder(on_error="zero")
+        >>> with warnings.catch_warnings(record=True):
+        ...     embeddings, failed = encoder.apply_error_policy(np.ones((2, 3)), {1: "missing value"}, [0, 1], "text")
+        >>> embeddings[1], failed
+        (array([0., 0., 0.]), array([False,  True]))
+        """
+        failed_mask = np.zeros(len(embeddings), dtype=bool)
+        if problems:
+            if self.on_error == "raise":
+                raise self.encoding_error(problems, index, column)
+            failed_mask[list(problems)] = True
+            warnings.warn(str(self.encoding_error(problems, index, column)).replace(
+                "could not be encoded", f"could not be encoded; filled with {self.on_error}s"), stacklevel=caller_stacklevel())
+            embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
+        return embeddings, failed_mask
 
     # -- the steps of encode -----------------------------------------------
     def _resolve_items(self, items):
@@ -233,17 +326,6 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             rows.setdefault(key, []).append(p)
         return rows
 
-    def _apply_error_policy(self, embeddings, problems, index, column):
-        failed_mask = np.zeros(len(embeddings), dtype=bool)
-        if problems:
-            if self.on_error == "raise":
-                raise self._error(problems, index, column)
-            failed_mask[list(problems)] = True
-            warnings.warn(str(self._error(problems, index, column)).replace(
-                "could not be encoded", f"could not be encoded; filled with {self.on_error}s"), stacklevel=3)
-            embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
-        return embeddings, failed_mask
-
     # -- shared machinery --------------------------------------------------
     def _validate_params_extra(self):
         """Subclass hook for checks beyond the parameter constraints."""
@@ -252,83 +334,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         names = getattr(self, "feature_names_in_", None)
         return names[0] if names is not None else self._modality
 
-    def _registry_key(self):
-        # The precision too: a compiled model is compiled for one.
-        return (type(self).__name__, self.device_, joblib.hash(self._embedding_spec()), self._resolved_backend(),
-                self.precision_)
-
-    def _resolved_backend(self):
-        return resolve_backend(self.backend, self.device_, self._modality)
-
-    def _resolved_precision(self, warn=False):
-        """What the model computes in on ``device_`` with the resolved backend (see :func:`resolve_precision`)."""
-        return resolve_precision(self.precision, self.device_, self._resolved_backend(), warn=warn)
-
-    def _compile(self, make, input_names, state):
-        """The model compiled by the resolved backend (exported once, then read from disk), or None for torch.
-
-        ``make()`` returns ``(module, example_inputs, dynamic_axes)`` for the export; ``state``: the weights
-        that came in a pickle, when they have no name.
-        """
-        backend = self._resolved_backend()
-        if backend == "torch":
-            return None
-        key = dict(self._embedding_spec(), encoder=type(self).__name__, inputs=list(input_names),
-                   backend=backend_version(backend), exporter=backend_version("torch"),
-                   state=None if state is None else joblib.hash({k: v.detach().cpu().numpy() for k, v in state.items()}))
-        # The ONNX file holds the fp32 graph whatever the precision: the runtime applies the precision when it
-        # compiles the file, so one export serves both and the precision is keyed where it acts (fingerprint).
-        path = export_onnx(key, export_folder(self.cache), make, input_names)
-        return CompiledModel(backend, path, input_names, precision=self.precision_)
-
-    def _get_bundle(self):
-        """The loaded model, from the process-wide registry (loaded on first use)."""
-        if self._bundle is None:
-            if self._restored_state is not None:
-                # Weights that have no name (random init, fine-tuned...) came in the pickle.
-                self._bundle = self._load_bundle(self.device_, state={
-                    k: torch.from_numpy(np.asarray(v)) for k, v in self._restored_state.items()})
-            else:
-                self._bundle = _registry.get_or_load(
-                    self._registry_key(), lambda: self._load_bundle(self.device_)
-                )
-        return self._bundle
-
-    def _fingerprint(self, state):
-        """Hash of what determines an embedding here; ``state``: the weights as numpy, when unnamed."""
-        spec = dict(self._embedding_spec(), encoder=type(self).__name__, version=_EMBEDDING_VERSION)
-        device = resolve_device(self.device_)
-        precision = self.precision_
-        spec["autocast"] = str(autocast_dtype(precision))  # "None" for fp32: the key caches made before had
-        if device.type == "cuda" and precision == "fp32":  # fp32 convolutions and products may run in TF32 there
-            spec["cuda_fp32"] = [str(getattr(b, "fp32_precision", "")) for b in (torch.backends.cuda.matmul,
-                                                                                  torch.backends.cudnn.conv)]
-        spec.update(self._runtime_spec())
-        if not self._weights_are_named():
-            spec["state"] = joblib.hash(state)
-        return joblib.hash(spec)
-
-    @staticmethod
-    def _numpy_state(bundle):
-        # A fresh C-order copy: a channels-last weight and its unpickled copy must hash alike (joblib
-        # hashes strides, even those of length-1 axes).
-        return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in bundle.module.state_dict().items()}
-
-    def _runtime_spec(self):
-        """Settings resolved at run time that change embeddings but not the loaded model (torch: none, so
-        caches made before backends existed stay valid)."""
-        backend = self._resolved_backend()
-        if backend == "torch":
-            return {}
-        spec = {"backend": backend_version(backend)}
-        if backend == "openvino":
-            # Entries made before precision was explicit carry no such key: they may be bf16 (OpenVINO's default
-            # on a bf16 CPU), so they are recomputed rather than served as fp32.
-            spec["inference_precision"] = self.precision_
-        return spec
-
     def _embed_uncached(self, items, desc=None, trunk=None):
-        bundle = self._get_bundle()
+        bundle = self.load_backbone()
         device = resolve_device(self.device_)
         prepare, collate, forward = self._pipeline(bundle) if trunk is None else trunk.pipeline(self, bundle)
         return run_batched(
@@ -360,18 +367,6 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Cheap check of one item before any model work; a message or None."""
         return None
 
-    def _weights_are_named(self):
-        return True
-
-    def _error(self, problems, index, column):
-        rows = sorted(problems)
-        shown = "; ".join(f"{row_name(index, p)}: {problems[p]}" for p in rows[:10])
-        more = f"; and {len(rows) - 10} more" if len(rows) > 10 else ""
-        return EncodingError(
-            f"{len(rows)} {self._modality}(s) in column {column!r} could not be encoded "
-            f"({shown}{more}). Set on_error='zero' or 'nan' to keep going.",
-            column=column, problems={index[p]: problems[p] for p in rows})
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # The input is one column of images or texts, not a numeric 2-D array:
@@ -383,29 +378,24 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    # -- pickling ----------------------------------------------------------
-    def __getstate__(self):
-        # A copy: object.__getstate__ returns the live __dict__, which must not change.
-        state = dict(super().__getstate__())
-        bundle = state.pop("_bundle", None)
-        state["_bundle"] = None
-        if bundle is not None and not self._weights_are_named():
-            # numpy, not torch tensors: skops.io can persist it, and it loads on any device.
-            state["_restored_state"] = self._numpy_state(bundle)
-        return state
+    # -- pickling: a backbone reloads by its name; weights without one travel as numpy --------
+    _device_bound = {"_bundle": "_restored_state"}
 
-    def __setstate__(self, state):
-        # A parameter added since the encoder was saved takes its default (what the older code did).
-        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
-            if name != "self" and name not in state and parameter.default is not inspect.Parameter.empty:
-                state[name] = parameter.default
-        super().__setstate__(state)
-        if "device_" in state:
-            # Run where we are (fitted on a GPU, loaded on a CPU-only machine), and key the cache by what
-            # this version and this machine compute: a saved fingerprint may come from another version.
-            where = str(resolve_device(self.device, fallback=True))
-            if "fingerprint_" in state:
-                self.move_to(where)
-            else:
-                self.device_ = where
-                self.precision_ = self._resolved_precision()
+    def _save_device_bound(self, name, bundle):
+        return None if self._weights_are_named() else self._numpy_state(bundle)
+
+    def _upgraded_state(self, state):
+        return upgrade_encoder_state(type(self), state)
+
+    def _load_device_bound(self, saved):
+        self._bundle, self._restored_state = None, saved.get("_bundle")  # the backbone loads on first use
+        if "device_" not in vars(self):
+            return
+        # Run where we are (fitted on a GPU, loaded on a CPU-only machine), and key the cache by what this
+        # version and this machine compute: a saved fingerprint may come from another version.
+        where = str(resolve_device(self.device, fallback=True))
+        if "fingerprint_" in vars(self):
+            self.move_to(where)
+        else:
+            self.device_ = where
+            self.precision_ = self._resolved_precision()

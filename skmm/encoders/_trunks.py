@@ -24,6 +24,8 @@ import copy
 import torch
 from torch import nn
 
+from ._image_steps import PrepareImage
+
 _PLAIN = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.ReLU, nn.ReLU6,
           nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Identity, nn.Dropout, nn.MaxPool2d)
 _POOLING = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)
@@ -159,10 +161,8 @@ class ImageTrunk:
                      "pooled": bool(pooled), "view": int(view), "augmentation": AugmentedImage.VERSION}
 
     def pipeline(self, encoder, bundle):
-        from .image import _PrepareImage
-
-        config = encoder._data_config(bundle)
-        prepare = _PrepareImage(config, bool(encoder.crop))
+        config = encoder.data_config(bundle)
+        prepare = PrepareImage(config, bool(encoder.crop))
         if self.view:
             prepare = AugmentedImage(prepare, config, self.view)
         return prepare, torch.stack, _RunImageTrunk(bundle, self.split, self.start, self.pooled)

@@ -11,22 +11,17 @@ import numpy as np
 import torch
 from PIL import Image
 from sklearn.utils._param_validation import Interval, StrOptions
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as F
 
 from .._cache import content_digest, file_digest
-from .._inputs import open_image
+from .._messages import caller_stacklevel
 from ._base import BaseEncoder
 from ._device_decode import DecodeOnDevice, MixedBatch, ReadForDevice, device_decode_available
-from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, crop_box, fold_batch_norms, is_named_weights
+from ._image_models import DEFAULT_IMAGE_MODEL, create_image_model, fold_batch_norms, is_named_weights
+from ._image_steps import ForwardImages, PrepareImage
 
-_TTA_VIEWS = {None: ("identity",), "none": ("identity",), "flip": ("identity", "hflip"),
+_TTA_VIEWS = {None: ("identity",), "flip": ("identity", "hflip"),
               "flip+rotate": ("identity", "hflip", "rotate+", "rotate-")}
-_ROTATION_DEGREES = 15.0
 _DECODE = ("auto", "loader", "device")
-_PIL_RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-                   "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
-                   "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 
 @dataclass
@@ -40,62 +35,6 @@ class _ImageBundle:
     # ``module`` itself stays as loaded: its state_dict is what pickles and fingerprints see.
     inference_module: object = None
     folded: object = None  # ``module`` with its batch norms folded, in torch (what a trunk runs on)
-
-
-class _PrepareImage:
-    """Decode one item and resize / crop it to a uint8 HWC tensor (runs in DataLoader workers).
-
-    Normalisation happens later on the device: uint8 batches are 4x smaller to
-    pin and copy than float ones. HWC, as Pillow lays pixels out: a stack of
-    them is already an NCHW batch in channels-last memory, what the model
-    runs on, so no image is transposed on the way.
-    """
-
-    def __init__(self, config, crop):
-        self.config = config
-        self.crop = crop
-
-    def __call__(self, item):
-        config = self.config
-        image = open_image(item, draft_size=config.resize_size)
-        size = config.input_size
-        # Only the crop region is resampled: the geometry of "resize, then center-crop" without
-        # resampling (often upscaling) pixels the crop throws away. About half the time of the two steps.
-        box = crop_box(*image.size, config, self.crop)
-        image = image.resize((size, size), _PIL_RESAMPLING[config.interpolation], box=box)
-        return torch.from_numpy(np.asarray(image).copy())  # writable copy: torch warns on read-only
-
-
-class _ForwardImages:
-    def __init__(self, bundle, views, decode=None):
-        self.bundle = bundle
-        self.views = views
-        self.decode = decode  # DecodeOnDevice with decode="device": the batch arrives encoded
-
-    def __call__(self, batch):
-        if self.decode is not None:
-            pixels, failures = self.decode(batch)
-            return self._embed(pixels), failures
-        return self._embed(batch)
-
-    def _embed(self, batch):
-        bundle = self.bundle
-        # (N, H, W, C) uint8 -> an NCHW view in channels-last memory; float() and the arithmetic keep it.
-        x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
-        x = x.contiguous(memory_format=torch.channels_last)  # a no-op, unless a collate changed the layout
-        total = None
-        for view in self.views:
-            if view == "hflip":
-                v = torch.flip(x, dims=[3])
-            elif view == "rotate+":
-                v = F.rotate(x, _ROTATION_DEGREES, interpolation=InterpolationMode.BILINEAR)
-            elif view == "rotate-":
-                v = F.rotate(x, -_ROTATION_DEGREES, interpolation=InterpolationMode.BILINEAR)
-            else:
-                v = x
-            features = bundle.inference_module(v).float()
-            total = features if total is None else total + features
-        return total / len(self.views)
 
 
 class ImageEncoder(BaseEncoder):
@@ -164,8 +103,8 @@ class ImageEncoder(BaseEncoder):
     backend : {"auto", "torch", "openvino", "onnxruntime"}, default="auto"
         What runs the frozen network. ``"openvino"`` / ``"onnxruntime"``
         (CPU): the network exported once to ONNX (kept on disk, see
-        :mod:`skmm.encoders._backends`) and run by that runtime, several times
-        faster than eager torch on a CPU. ``"auto"``: on the CPU OpenVINO
+        :mod:`skmm.encoders._backends`) and run by that runtime, faster than
+        eager torch on a CPU (docs/performance.md). ``"auto"``: on the CPU OpenVINO
         (installed with skmm) if present, else torch; on a GPU, torch.
         Embeddings agree with torch's to float rounding (cosine >= 0.9999) and
         are cached apart. ``jit`` applies to the torch backend only.
@@ -262,7 +201,7 @@ class ImageEncoder(BaseEncoder):
         "crop": ["boolean"],
         "jit": ["boolean"],
         "decode": [StrOptions(set(_DECODE))],
-        "tta": [StrOptions({"none", "flip", "flip+rotate"}), None],
+        "tta": [StrOptions({"flip", "flip+rotate"}), None],
         "root": [str, os.PathLike, None],
     }
 
@@ -282,6 +221,7 @@ class ImageEncoder(BaseEncoder):
             stat = os.stat(weights)
             weights = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
         return {"model": self.model, "weights": weights, "image_size": self.image_size,
+                # "none" for no TTA: the spelling existing cache keys were made with, so their entries stay valid.
                 "crop": bool(self.crop), "tta": self.tta or "none"}
 
     def _load_bundle(self, device, state=None):
@@ -317,7 +257,7 @@ class ImageEncoder(BaseEncoder):
                     frozen(example)
         except Exception as exc:  # not traceable: keep the eager model
             warnings.warn(f"jit=True: could not trace {self.model!r} ({exc}); running it eagerly.",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=caller_stacklevel())
             return None
         return frozen
 
@@ -325,8 +265,31 @@ class ImageEncoder(BaseEncoder):
         # jit does not change embeddings (so not in the cache fingerprint) but is another module.
         return super()._registry_key() + (bool(self.jit),)
 
-    def _data_config(self, bundle):
-        config = bundle.config
+    def data_config(self, bundle=None):
+        """How this encoder prepares an image for its model: input and resize size, mean and std.
+
+        The model's own preprocessing, with ``image_size`` in place of its
+        input size when given (the resize size keeps the model's ratio).
+
+        Parameters
+        ----------
+        bundle : object, optional
+            The loaded model (:meth:`load_backbone`); loaded when not given.
+
+        Returns
+        -------
+        config : skmm.encoders._image_models.DataConfig
+            ``input_size``, ``resize_size``, ``interpolation``, ``mean`` and
+            ``std``.
+
+        Examples
+        --------
+        >>> from skmm import ImageEncoder
+        >>> encoder = ImageEncoder(model="timm:test_efficientnet", weights=None, image_size=64, device="cpu")
+        >>> encoder.fit(["a.jpg"]).data_config().input_size
+        64
+        """
+        config = (bundle if bundle is not None else self.load_backbone()).config
         if self.image_size is not None and self.image_size != config.input_size:
             ratio = config.resize_size / config.input_size
             config = replace(config, input_size=self.image_size, resize_size=int(round(self.image_size * ratio)))
@@ -338,7 +301,7 @@ class ImageEncoder(BaseEncoder):
             return "device" if device.type == "cuda" and device_decode_available() else "loader"
         if self.decode == "device" and not device_decode_available():
             warnings.warn("decode='device' needs torchvision.io.decode_jpeg, which this torchvision no longer "
-                          "has: decoding in the loader.", RuntimeWarning, stacklevel=4)
+                          "has: decoding in the loader.", RuntimeWarning, stacklevel=caller_stacklevel())
             return "loader"
         return self.decode
 
@@ -347,13 +310,13 @@ class ImageEncoder(BaseEncoder):
         return {**super()._runtime_spec(), "decode": self._resolved_decode()}
 
     def _pipeline(self, bundle):
-        config = self._data_config(bundle)
-        prepare = _PrepareImage(config, bool(self.crop))
+        config = self.data_config(bundle)
+        prepare = PrepareImage(config, bool(self.crop))
         views = _TTA_VIEWS[self.tta]
         if self._resolved_decode() == "device":
             decode = DecodeOnDevice(config, bool(self.crop), self.device_, prepare)
-            return ReadForDevice(prepare), MixedBatch, _ForwardImages(bundle, views, decode)
-        return prepare, torch.stack, _ForwardImages(bundle, views)
+            return ReadForDevice(prepare), MixedBatch, ForwardImages(bundle, views, decode)
+        return prepare, torch.stack, ForwardImages(bundle, views)
 
     def _resolved_num_workers(self, device):
         if self.num_workers != "auto":

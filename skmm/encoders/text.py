@@ -133,9 +133,10 @@ class TextEncoder(BaseEncoder):
         are already parallel).
     backend : {"auto", "torch", "openvino", "onnxruntime"}, default="auto"
         What runs the model: see :class:`ImageEncoder`. ``"auto"`` is torch
-        for texts (the compiled runtimes measured no faster on MiniLM, in
-        fp32 or bf16). The compiled model takes the tokenised batch with its
-        attention mask and pools as the sentence-transformers model does.
+        for texts, where the compiled runtimes do not pay (see
+        docs/performance.md). The compiled model takes the tokenised batch
+        with its attention mask and pools as the sentence-transformers model
+        does.
     progress : bool, default=False
         Show a progress bar counting the texts embedded (cached ones are not).
     cache : "auto", "memory", None, path or joblib.Memory, default="auto"

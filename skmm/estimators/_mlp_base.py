@@ -6,16 +6,15 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 from torch import nn
 
-from .._device import resolve_device
-from ._training import (TRAINING_CONSTRAINTS, History, Stopping, Trainer, early_stopping_on, inference_copy,
-                        make_optimizer, record_history, seeded_devices, warn_if_no_better_than_baseline)
+from .._compat import upgrade_mlp_state
+from .._pickling import restored_generator
+from .._training import TRAINING_CONSTRAINTS
+from ._torch_base import TorchEstimatorBase
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "silu": nn.SiLU}
 
@@ -32,8 +31,10 @@ def build_mlp(n_in, hidden_layer_sizes, n_out, activation, dropout):
     return nn.Sequential(*layers)
 
 
-class _BaseTorchMLP(BaseEstimator):
+class _BaseTorchMLP(TorchEstimatorBase):
     """Shared fitting and prediction; see the two public classes for the parameters."""
+
+    _device_bound = {"module_": "_module_weights", "_generator": "_generator_state"}
 
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
@@ -88,6 +89,7 @@ class _BaseTorchMLP(BaseEstimator):
         return X.astype(dtype, copy=False)
 
     # -- training ------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Train the network from scratch.
 
@@ -100,58 +102,48 @@ class _BaseTorchMLP(BaseEstimator):
         -------
         self : object
         """
-        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=self._y_numeric,
                              reset=True)
-        self._targets = self._target_coder().fit(y)
-        targets = self._targets.encode(y)
-        self._fit_input_scaling(X)
-        self._init_training()
-        X_train, t_train, validation = X, targets, None
-        if early_stopping_on(self.early_stopping, len(X), self.validation_fraction):
-            stratify = self._targets.stratify(targets, self.validation_fraction)
-            X_train, X_val, t_train, t_val = train_test_split(
-                X, targets, test_size=self.validation_fraction, random_state=self._seed, stratify=stratify)
-            validation = (X_val, t_val)
-        self._train(X_train, t_train, validation, epochs=self.max_epochs, stop_early=True)
+        targets = self._initialize(X, y)
+        train, validation = self._split(targets, len(X))
+        self._train(X[train], targets[train], None if validation is None else (X[validation], targets[validation]),
+                    epochs=self.max_epochs, stop_early=True)
         return self
 
     def _partial_fit(self, X, y, classes=None):
         first_call = not hasattr(self, "module_")
-        if first_call:
-            self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=self._y_numeric,
                              reset=first_call)
         if first_call:
-            self._targets = self._target_coder().fit(y, classes=classes, incremental=True)
-            self._fit_input_scaling(X)  # from the first batch: later batches are assumed alike
-            self._init_training()
+            targets = self._initialize(X, y, classes)  # input scaling from the first batch: later ones alike
         else:
             self._targets.check_classes(classes)
-        self._train(X, self._targets.encode(y), None, epochs=1, stop_early=False)
+            targets = self._targets.encode(y)
+        self._train(X, targets, None, epochs=1, stop_early=False)
         return self
 
-    def _init_training(self):
-        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        self.device_ = str(resolve_device(self.device))
+    def _initialize(self, X, y, classes=None):
+        """The named setup steps, in order; returns the coded targets."""
+        targets = self._initialize_targets(y, classes)
+        self._fit_input_scaling(X)
+        self._initialize_run()
+        self._initialize_module()
+        self._optimizer = self._initialize_optimizer(self.module_.parameters(), self.learning_rate)
+        self._generator = torch.Generator().manual_seed(self._seed)
+        return targets
+
+    def _initialize_module(self):
         self._architecture = (int(self.n_features_in_), self._hidden_sizes(), int(self._targets.n_outputs),
                               self.activation, float(self.dropout))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
             self.module_ = build_mlp(*self._architecture).to(self.device_)
-        self._optimizer = self._make_optimizer()
-        self._generator = torch.Generator().manual_seed(self._seed)
-        self._history = History()
-
-    def _make_optimizer(self):
-        return make_optimizer(self.optimizer, self.module_.parameters(), learning_rate=self.learning_rate,
-                              weight_decay=self.weight_decay, momentum=self.momentum)
 
     def _tensor(self, array, dtype=torch.float32):
         return torch.as_tensor(np.asarray(array), dtype=dtype, device=self.device_)
 
     def _train(self, X, targets, validation, *, epochs, stop_early):
-        X_t, t_t = self._tensor(self._scaled(X)), self._tensor(targets, self._targets.dtype)
+        X_t, t_t = self._tensor(self._scaled(X)), self._targets.tensors(targets, self.device_)
         n, batch_size = len(X_t), self.batch_size
 
         def train_batches():
@@ -162,84 +154,25 @@ class _BaseTorchMLP(BaseEstimator):
 
         checked = [(X_t, t_t)]
         if validation is not None:
-            checked = [(self._tensor(self._scaled(validation[0])), self._tensor(validation[1], self._targets.dtype))]
-        baseline = self._targets.baseline(checked[0][1])
-        loss = self._targets.loss(self.device_)
-        trainer = Trainer(self.module_, self._optimizer, loss, score=self._targets.score, verbose=self.verbose,
-                          name=type(self).__name__)
-        trainer.run(train_batches, self._history, epochs=epochs,
-                    validation_batches=checked if validation is not None else None,
-                    stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
-                                      self._targets.margin(baseline, len(checked[0][1]))) if stop_early else None,
-                    seed=self._seed, devices=seeded_devices(self.device_))
-        if stop_early:
-            _, score = trainer.validation_step(checked)
-            warn_if_no_better_than_baseline(self, score, baseline,
-                                            "validation" if validation is not None else "training")
-        record_history(self, self._history)
-        self._inference_module = inference_copy(self.module_, self.device_)
+            checked = [(self._tensor(self._scaled(validation[0])), self._targets.tensors(validation[1], self.device_))]
+        self._run_stage(train_batches, checked, optimizer=self._optimizer, epochs=epochs,
+                        validating=validation is not None, stop_early=stop_early)
+        self._finish_fit(checked if stop_early else None, validated=validation is not None)
 
     # -- prediction ----------------------------------------------------------
     def _forward_numpy(self, X):
-        check_is_fitted(self, "module_")
+        self._check_fitted()
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        module = self._inference_module
-        device = next(module.parameters()).device
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], 4096):
-                chunk = torch.as_tensor(self._scaled(X[start:start + 4096], np.float64), device=device)
-                outputs.append(self._targets.output_transform(module(chunk)))
-        return torch.cat(outputs).cpu().numpy()
+        return self._forward_float64(self._scaled(X[start:start + 4096], np.float64)
+                                     for start in range(0, X.shape[0], 4096))
 
-    # -- persistence: fitted on a GPU, usable on a CPU; plain numpy for skops --------
-    def __getstate__(self):
-        # A copy: object.__getstate__ returns the live __dict__, which must not change.
-        state = dict(super().__getstate__())
-        module = state.pop("module_", None)
-        state.pop("_inference_module", None)  # rebuilt on load from the weights
-        state.pop("_optimizer", None)  # rebuilt on load; its moments restart (see partial_fit)
-        if module is not None:
-            # Weights as numpy arrays, the network as its architecture: no torch object in the
-            # state, so skops.io can persist it and a CPU-only machine can load a GPU fit.
-            state["_module_weights"] = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-        generator = state.pop("_generator", None)
-        if generator is not None:
-            state["_generator_state"] = generator.get_state().numpy()
-        return state
+    # -- persistence: the network as its weights, rebuilt from its architecture ------------
+    def _upgraded_state(self, state):
+        return upgrade_mlp_state(state, regression=self._y_numeric)
 
-    def __setstate__(self, state):
-        weights = state.pop("_module_weights", None)
-        generator_state = state.pop("_generator_state", None)
-        state = self._upgrade_state(state)
-        super().__setstate__(state)
-        if weights is None:
+    def _load_device_bound(self, saved):
+        if "module_" not in saved:
             return
-        self.device_ = str(resolve_device(self.device_, fallback=True))
-        self.module_ = build_mlp(*self._architecture)
-        self.module_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
-        self.module_.to(self.device_).eval()
-        self._optimizer = self._make_optimizer()
-        self._generator = torch.Generator()
-        if generator_state is not None:
-            self._generator.set_state(torch.from_numpy(np.asarray(generator_state, dtype=np.uint8)))
-        self._inference_module = inference_copy(self.module_, self.device_)
-
-    def _upgrade_state(self, state):
-        """A state pickled by skmm 0.1 (flat training attributes, no input scaling) in today's layout."""
-        if "_history" in state or "_architecture" not in state:
-            return state
-        state.setdefault("standardize", False)
-        state.setdefault("input_mean_", None)
-        state.setdefault("input_scale_", None)
-        state["_history"] = History(loss=list(state.get("loss_curve_", [])),
-                                    validation_loss=list(state.get("validation_loss_curve_", [])),
-                                    n_epochs=state.get("n_iter_", 0), best_epoch=state.get("best_epoch_", None))
-        state.setdefault("validation_score_curve_", [])
-        state["_targets"] = self._coder.from_legacy_state(state)
-        return state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
+        self._restore_module(build_mlp(*self._architecture), saved["module_"])
+        self._optimizer = self._initialize_optimizer(self.module_.parameters(), self.learning_rate)
+        self._generator = restored_generator(saved.get("_generator"))

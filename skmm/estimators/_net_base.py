@@ -6,27 +6,25 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
+from .._compat import network_architecture
 from .._composition import TriplesComposition
-from .._device import resolve_device
-from ..fusion._blocks import as_frame, present_mask, reject_rows_without_a_modality
+from .._training import TRAINING_CONSTRAINTS
+from .._table import as_frame, present_mask, reject_rows_without_a_modality
 from ._net_data import ModalityData, build_top, run_trunk
-from ._net_modules import FUSIONS, Fusion, MultimodalNet
-from ._net_training import StagedTraining, join_targets as _join_targets
-from ._training import (TRAINING_CONSTRAINTS, Trainer, early_stopping_on, inference_copy, record_history,
-                        warn_if_no_better_than_baseline)
+from ._net_modules import FUSIONS, FusionLayer, MultimodalNet
+from ._net_training import StagedTraining
+from ._torch_base import TorchEstimatorBase
 
 
-class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
+class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase):
     """See MultimodalNetClassifier for the parameters."""
 
-    _regression = False
     _triples = "modalities"
+    _module_attribute = "network_"
+    _device_bound = {"network_": "_network_weights"}
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "modalities": [list],
@@ -70,6 +68,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
         self.verbose = verbose
 
     # -- fitting -------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)  # the modalities' encoders are validated as they fit
     def fit(self, X, y):
         """Run each modality's frozen trunk once per item, then train the top blocks, fusion and heads.
 
@@ -84,31 +83,17 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
         -------
         self : object
         """
-        self._validate_params()
         frame, y = self._check_table(X, y, reset=True)
-        self._targets = self._target_coder().fit(y)
-        self.device_ = str(resolve_device(self.device))
-        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        targets = self._initialize_targets(y)
+        self._initialize_run()
         data, tops = self._prepare(frame, fitting=True)
-        self._build(tops)
-        targets = self._targets.encode(y)
-        rows = np.arange(len(frame))
-        train, validation = rows, None
-        if early_stopping_on(self.early_stopping, len(rows), self.validation_fraction):
-            stratify = self._targets.stratify(targets, self.validation_fraction)
-            train, validation = train_test_split(rows, test_size=self.validation_fraction, random_state=self._seed,
-                                                 stratify=stratify)
+        self._initialize_module(tops)
+        train, validation = self._split(targets, len(frame))
         if self.augment:
             self._add_views(frame, data, train)
         self._train(data, targets, train, validation)
         held_out = validation if validation is not None else train
-        checked = list(self._batches(data, targets, held_out))
-        baseline = self._targets.baseline(_join_targets([t for _, t in checked]))
-        _, score = Trainer(self.network_, None, self._targets.loss(self.device_),
-                           score=self._targets.score).validation_step(checked)
-        warn_if_no_better_than_baseline(self, score, baseline, "validation" if validation is not None else "training")
-        record_history(self, self._history)
-        self._inference = inference_copy(self.network_, self.device_)
+        self._finish_fit(list(self._batches(data, targets, held_out)), validated=validation is not None)
         return self
 
     def _check_table(self, X, y, reset):
@@ -148,7 +133,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
             trunk, sequence = self._trunks[m]
             outputs, problems = run_trunk(encoder, trunk, frame[column][mask]) if mask.any() else ([], {})
             if problems and encoder.on_error == "raise":
-                raise encoder._error(problems, frame[column][mask].index, column)
+                raise encoder.encoding_error(problems, frame[column][mask].index, column)
             full = [None] * len(frame)
             for position, row in enumerate(np.flatnonzero(mask)):
                 full[row] = outputs[position]
@@ -176,9 +161,9 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
                         extra[row] = output
                 modality.views.append(extra)
 
-    def _build(self, tops):
+    def _initialize_module(self, tops):
         widths = [top.width for top in tops]
-        fusion = Fusion(self.fusion, widths, self.fusion_width, self.dropout,
+        fusion = FusionLayer(self.fusion, widths, self.fusion_width, self.dropout,
                         adapts=[any(p.requires_grad for p in top.parameters()) for top in tops])
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(int(s) for s in sizes)
@@ -225,50 +210,26 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
     # -- predicting -----------------------------------------------------------------
     def _outputs(self, X):
         """Per task, the network's outputs for the rows of ``X`` (numpy, float64)."""
-        check_is_fitted(self, "network_")
+        self._check_fitted()
         frame, _ = self._check_table(X, None, reset=False)
         data, _ = self._prepare(frame, fitting=False)
-        net = self._inference
-        device = next(net.parameters()).device
-        outputs = [[] for _ in self._targets.coders]
-        with torch.inference_mode():
-            for inputs, _ in self._batches(data, None, np.arange(len(frame))):
-                inputs = {k: (v.to(device).double() if v.is_floating_point() else v.to(device))
-                          for k, v in inputs.items()}
-                for j, output in enumerate(net(inputs)):
-                    outputs[j].append(self._targets.coders[j].output_transform(output))
-        return [torch.cat(parts).cpu().numpy() for parts in outputs]
+        return self._forward_float64(inputs for inputs, _ in self._batches(data, None, np.arange(len(frame))))
 
     def _predicted_columns(self, X):
         """Per task, the decoded predictions (labels or values) for the rows of ``X``."""
-        outputs = self._outputs(X)
-        return [coder.decode(out).reshape(len(out)) for coder, out in zip(self._targets.coders, outputs)]
+        return self._targets.decode(self._outputs(X))
 
     # -- persistence: only the trained weights; the frozen parts reload from their names --------
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        network = state.pop("network_", None)
-        state.pop("_inference", None)
-        if network is not None:
-            state["_network_weights"] = {k: v.detach().cpu().numpy() for k, v in network.state_dict().items()}
-        return state
-
-    def __setstate__(self, state):
-        weights = state.pop("_network_weights", None)
-        super().__setstate__(state)
-        if weights is None:
+    def _load_device_bound(self, saved):
+        if "network_" not in saved:
             return
-        self.device_ = str(resolve_device(self.device_, fallback=True))
-        built = self._architecture
+        built = network_architecture(self._architecture)
         tops = [build_top(encoder, name, built["train_blocks"], built["fusion"])[1]
                 for name, encoder, _ in self.modalities_]
-        # Networks saved before block scaling standardised each feature with a batch norm.
-        fusion = Fusion(built["fusion"], built["widths"], built["fusion_width"], built["dropout"],
-                        built.get("standardize", "features"))
-        self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, built["hidden"], built["dropout"])
-        self.network_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
-        self.network_.to(self.device_).eval()
-        self._inference = inference_copy(self.network_, self.device_)
+        fusion = FusionLayer(built["fusion"], built["widths"], built["fusion_width"], built["dropout"],
+                             built["standardize"])
+        self._restore_module(MultimodalNet(tops, fusion, self._targets.n_outputs, built["hidden"], built["dropout"]),
+                             saved["network_"])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -276,6 +237,5 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, BaseEstimator):
         # apply (tests/test_multimodal_net.py runs the API checks and tests the same properties on real items).
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
-        tags.non_deterministic = False
         return tags
 

@@ -1,7 +1,7 @@
 """What a MultimodalNet trains on: each modality's frozen-trunk outputs for the rows of a table, in batches.
 
 A modality is prepared once per fit (``build_top``, then ``run_trunk``): its backbone is
-cut where its top blocks start (``skmm.encoders._trunks``), the trainable top
+cut where its top blocks start (:mod:`skmm.encoders.trunks`), the trainable top
 is copied out, and the trunk is run on every distinct item through the
 encoder's own batching and content-keyed cache, so a grid search runs the
 trunk once per item however many folds and candidates it fits.
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..encoders import ImageEncoder, TextEncoder
-from ..encoders._trunks import ImageSplit, ImageTrunk, TextTrunk, TrunkSplitError, check_text_split, text_layers
+from ..encoders.trunks import ImageSplit, ImageTrunk, TextTrunk, TrunkSplitError, check_text_split, text_layers
 from ._net_modules import ImageTop, TextTop
 
 
@@ -57,10 +57,10 @@ def _blocks_for(train_blocks, name):
 
 def build_top(encoder, name, train_blocks, fusion):
     """The trunk (what runs once per item) and the trainable top module for one fitted skmm encoder."""
-    bundle = encoder._get_bundle()
+    bundle = encoder.load_backbone()
     k = _blocks_for(train_blocks, name)
     if isinstance(encoder, ImageEncoder):
-        size = encoder._data_config(bundle).input_size
+        size = encoder.data_config(bundle).input_size
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             probe = torch.randn(2, 3, size, size, device=bundle.mean.device)

@@ -1,7 +1,7 @@
 """The torch modules of a MultimodalNet: each modality's trainable top, the fusion, the task heads.
 
 A modality's input is what its frozen trunk made of each row (see
-``skmm.encoders._trunks``), padded into a batch: image feature maps
+``skmm.encoders.trunks``), padded into a batch: image feature maps
 ``(B, C, H, W)``, text hidden states ``(B, T, D)`` with their token mask, or
 pooled embeddings ``(B, D)`` when nothing of that backbone trains. A row
 without the modality has zeros there and ``present`` False.
@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..encoders._trunks import run_text_layers
+from .._defaults import NETWORK_FUSION_METHODS
+from ..encoders.trunks import run_text_layers
 from ._mlp_base import build_mlp
 
-FUSIONS = ("concat", "average", "weighted", "gated", "attention")
+FUSIONS = NETWORK_FUSION_METHODS
 
 
 def _keep_norm_statistics(module):
@@ -74,7 +75,7 @@ def _mean_and_spread(rows):
     return mean, torch.where(spread > 1e-12, spread, torch.ones_like(spread))
 
 
-class Fusion(nn.Module):
+class FusionLayer(nn.Module):
     """concat | average | weighted | gated (over per-modality projections to ``width``) | attention.
 
     Each modality's pooled vector enters centred on its training mean and

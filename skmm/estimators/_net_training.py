@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ._net_data import ModalityData
-from ._training import History, Stopping, Trainer, make_optimizer, seeded_devices
 
 
 def warmup_cosine(optimizer, steps, warmup):
@@ -34,11 +33,13 @@ def warmup_cosine(optimizer, steps, warmup):
 class StagedTraining:
     """Mixed into the MultimodalNets: ``_train`` runs the stages above on ``network_``."""
 
+    def _initialize_scheduler(self, optimizer, n_train_rows):
+        return warmup_cosine(optimizer, self.max_epochs * math.ceil(n_train_rows / self.batch_size), self.warmup)
+
     def _train(self, data, targets, train, validation):
         net = self.network_
         blocks = [p for branch in net.branches for p in branch.parameters() if p.requires_grad]
         held_out = validation if validation is not None else train
-        self._history = History()
         pooled = self._pooled_data(data)
         for m, modality in enumerate(pooled):
             net.fusion.set_statistics(m, torch.as_tensor(np.stack([modality.views[0][r] for r in train
@@ -86,22 +87,10 @@ class StagedTraining:
 
     def _fit_stage(self, data, targets, train, held_out, validating, parameters, learning_rate):
         """One run of the training loop over ``parameters``; returns the held-out loss it ends with."""
-        net = self.network_
-        optimizer = make_optimizer(self.optimizer, parameters, learning_rate=learning_rate,
-                                   weight_decay=self.weight_decay, momentum=0.9)
-        scheduler = warmup_cosine(optimizer, self.max_epochs * math.ceil(len(train) / self.batch_size), self.warmup)
+        optimizer = self._initialize_optimizer(parameters, learning_rate)
         rng = np.random.default_rng(self._seed + self._history.n_epochs)
         checked = list(self._batches(data, targets, held_out))
-        baseline = self._targets.baseline(join_targets([t for _, t in checked]))
-        trainer = Trainer(net, optimizer, self._targets.loss(self.device_), score=self._targets.score,
-                          scheduler=scheduler, verbose=self.verbose, name=type(self).__name__)
-        trainer.run(lambda: self._batches(data, targets, train, rng), self._history, epochs=self.max_epochs,
-                    validation_batches=checked if validating else None,
-                    stopping=Stopping(self.n_iter_no_change, self.tol, baseline,
-                                      self._targets.margin(baseline, len(held_out))),
-                    seed=self._seed, devices=seeded_devices(self.device_))
+        trainer = self._run_stage(lambda: self._batches(data, targets, train, rng), checked, optimizer=optimizer,
+                                  scheduler=self._initialize_scheduler(optimizer, len(train)),
+                                  epochs=self.max_epochs, validating=validating)
         return trainer.validation_step(checked)[0]
-
-
-def join_targets(parts):
-    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from sklearn.base import clone
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import HasMethods, StrOptions, validate_params
 
 from ..fusion import ModalityFusion
 
 _LATE_METHODS = ("average", "weighted", "stacking")
 
 
+@validate_params(
+    {
+        "method": [StrOptions(set(_LATE_METHODS))],
+        "weights": ["array-like", None],
+        "final_estimator": [HasMethods("fit"), None],
+        "cv": ["cv_object"],
+        "n_jobs": [Integral, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_late_fusion(*modalities, method="average", weights=None, final_estimator=None, cv=5, n_jobs=None):
     """Build a late-fusion classifier: one model per modality, probabilities combined.
 
@@ -63,8 +76,6 @@ def make_late_fusion(*modalities, method="average", weights=None, final_estimato
     >>> type(late).__name__
     'VotingClassifier'
     """
-    if method not in _LATE_METHODS:
-        raise ValueError(f"method must be one of {_LATE_METHODS}, got {method!r}")
     if len(modalities) < 2:
         raise ValueError("late fusion needs at least two modalities")
     estimators = []

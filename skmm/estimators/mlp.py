@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from numbers import Real
 
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
 
+from .._targets import ClassTargets, RegressionTargets
 from ._mlp_base import _BaseTorchMLP
-from ._targets import ClassTargets, RegressionTargets
 
 _COMMON_PARAMETERS = """
     hidden_layer_sizes : int or tuple of int, default=(256,)
@@ -115,7 +116,6 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         "class_weight": [StrOptions({"balanced"}), dict, None],
     }
     _y_numeric = False
-    _coder = ClassTargets
 
     def __init__(self, hidden_layer_sizes=(256,), *, activation="relu", dropout=0.1, standardize="global",
                  optimizer="adam", learning_rate=1e-3, weight_decay=0.0, momentum=0.9, batch_size=64,
@@ -138,6 +138,7 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
 
     fit.__doc__ = _BaseTorchMLP.fit.__doc__
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
         """Train for one epoch on a batch of data, keeping the current weights.
 
@@ -153,6 +154,8 @@ class TorchMLPClassifier(ClassifierMixin, _BaseTorchMLP):
         -------
         self : object
         """
+        if not hasattr(self, "module_") and classes is None and type_of_target(y) != "multilabel-indicator":
+            raise ValueError("classes must be passed on the first call to partial_fit")
         self._partial_fit(X, y, classes=classes)
         self.classes_ = self._targets.classes_
         return self
@@ -221,7 +224,6 @@ class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
     _y_numeric = True
-    _coder = RegressionTargets
 
     def __init__(self, hidden_layer_sizes=(256,), *, activation="relu", dropout=0.1, standardize="global",
                  optimizer="adam", learning_rate=1e-3, weight_decay=0.0, momentum=0.9, batch_size=64,
@@ -238,6 +240,7 @@ class TorchMLPRegressor(RegressorMixin, _BaseTorchMLP):
     def _target_coder(self):
         return RegressionTargets(self.loss, self.huber_delta)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
         """Train for one epoch on a batch of data, keeping the current weights.
 

@@ -30,7 +30,7 @@ _PARAMETERS = """
         heads: 0 (only fusion and heads, on the frozen embeddings), k, or
         ``"all"`` (every block, meant for GPUs; a text model's token
         embeddings stay frozen); a dict gives it per
-        modality name. The blocks are found as ``skmm.encoders._trunks``
+        modality name. The blocks are found as ``skmm.encoders.trunks``
         describes (CNN stages' blocks, transformer layers).
     fusion_width : int, default=256
         Width of the projected space of average / weighted / gated /
@@ -231,7 +231,6 @@ class MultimodalNetRegressor(RegressorMixin, _BaseMultimodalNet):
     """
 
     # The parameters are exactly the shared ones: the base class's __init__ is this estimator's.
-    _regression = True
 
     def _target_coder(self):
         return TaskTargets(regression=True, task_weights=self.task_weights)

@@ -26,10 +26,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.multiclass import type_of_target
 
-from .._registry import BoundedRegistry
+from .._messages import caller_stacklevel
+from .._registry import in_process_memo
+from .._targets import target_coding
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 
@@ -45,7 +45,7 @@ def _pca(n_components, block, random_state):
     return PCA(n_components=n_components, svd_solver=solver, random_state=random_state).fit(block)
 
 
-_fits = BoundedRegistry(max_entries=8)
+_fits = in_process_memo(max_entries=8)  # skmm.clear_cache empties it
 
 
 def fit_memoized(estimator, *arrays):
@@ -60,47 +60,6 @@ def fit_memoized(estimator, *arrays):
     """
     key = joblib.hash((type(estimator).__qualname__, estimator.get_params(), arrays))
     return copy.deepcopy(_fits.get_or_make(key, lambda: estimator.fit(*arrays)))
-
-
-def clear_fits():
-    _fits.clear()
-
-
-def target_kind(y, target_type="auto"):
-    """``"classes"`` or ``"continuous"`` (or ``"multilabel-indicator"``): sklearn's guess unless told.
-
-    As for :class:`~sklearn.preprocessing.TargetEncoder`, ``"auto"`` follows
-    :func:`~sklearn.utils.multiclass.type_of_target`, which takes whole
-    numbers (counts, ratings, ages) for classes: say ``"continuous"`` then.
-    """
-    if target_type == "continuous":
-        return "continuous"
-    kind = type_of_target(y)
-    if target_type == "classes" or kind in ("binary", "multiclass"):
-        if kind not in ("binary", "multiclass", "continuous"):
-            raise ValueError(f"target_type='classes' needs one column of labels, got a {kind!r} target")
-        return "classes"
-    if kind in ("continuous", "continuous-multioutput"):
-        return "continuous"
-    if kind == "multilabel-indicator":
-        return kind
-    raise ValueError(f"the fusion learns from y, which must be class labels, a multilabel indicator matrix or "
-                     f"numeric values; got a {kind!r} target")
-
-
-def target_coding(y, target_type="auto"):
-    """The target as a float matrix a ridge regression can fit: one-hot classes, standardised numbers.
-
-    Returns ``(coding, kind)`` with ``coding`` of shape ``(n_samples, n_columns)``.
-    """
-    kind = target_kind(y, target_type)
-    if kind == "classes":
-        return LabelBinarizer().fit_transform(np.asarray(y)).astype(np.float64), kind
-    if kind == "multilabel-indicator":
-        return np.asarray(y, dtype=np.float64), kind
-    values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    scale = values.std(axis=0)
-    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0), kind
 
 
 def _cross_fitted_ridge(block, coding, folds):
@@ -285,7 +244,7 @@ def fit_common_space(names, blocks, masks, y, *, alignment, n_components=None, t
         raise ValueError("average / weighted / gated fusion needs at least 2 rows with every modality present")
     if target > limit and n_components is not None:
         warnings.warn(f"n_components={target} is more than the data allows ({limit}: limited by the rows "
-                      f"and features of the modalities); using {limit}.", stacklevel=4)
+                      f"and features of the modalities); using {limit}.", stacklevel=caller_stacklevel())
     width = int(min(target, limit))
     if use_cca:
         fitted = fit_memoized(CCAAlignment(width), *paired)

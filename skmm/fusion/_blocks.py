@@ -3,31 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 from sklearn.base import clone
 
-from .._inputs import is_missing, row_name
-
-
-def as_frame(X):
-    if isinstance(X, pd.DataFrame):
-        return X
-    if isinstance(X, dict):
-        lengths = {name: len(values) for name, values in X.items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"the columns of X have different lengths: {lengths}")
-        return pd.DataFrame({name: list(values) for name, values in X.items()})
-    if isinstance(X, np.ndarray) and X.ndim == 2:
-        return pd.DataFrame(X)
-    raise TypeError(f"X must be a pandas DataFrame or a dict of columns, got {type(X).__name__}")
-
-
-def present_mask(column):
-    """Rows where a single-column modality has a value (not None / NaN)."""
-    if isinstance(column, pd.DataFrame):
-        return np.ones(len(column), dtype=bool)
-    return np.fromiter((not is_missing(v) for v in column), dtype=bool, count=len(column))
+from .._table import present_mask, reject_rows_without_a_modality
 
 
 def dense(Z):
@@ -102,19 +81,6 @@ def _fit_encode(transformer, values, y):
 
 def _encode_present(transformer, values):
     return transformer.encode(values) if _tolerant(transformer) else transformer.transform(values)
-
-
-def reject_rows_without_a_modality(masks, index, columns, after=None):
-    """Raise a ValueError naming the rows where every modality is missing (or, ``after`` encoding, failed)."""
-    empty = ~np.logical_or.reduce(masks)
-    if not empty.any():
-        return
-    rows = ", ".join(row_name(index, p) for p in np.flatnonzero(empty)[:10])
-    more = f" and {int(empty.sum()) - 10} more" if empty.sum() > 10 else ""
-    state = "missing" if after is None else f"missing, or none {after}"
-    raise ValueError(f"{int(empty.sum())} row(s) have no modality at all ({rows}{more}): every one of columns "
-                     f"{columns} is {state} there, so there is nothing to predict them from. Drop those rows or "
-                     f"fill one of their values.")
 
 
 def block_spread(block):

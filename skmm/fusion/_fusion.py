@@ -5,19 +5,19 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import TransformerMixin
+from sklearn.base import TransformerMixin, _fit_context
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._compat import upgrade_fusion_state
 from .._composition import TriplesComposition
 from .._defaults import FUSION_METHODS
+from .._table import as_frame, reject_rows_without_a_modality
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
-from ._blocks import (as_frame, block_spread, check_weights, encode_modalities, expand, read_modalities,
-                      reject_rows_without_a_modality, weighted_mean)
+from ._blocks import block_spread, check_weights, encode_modalities, expand, read_modalities, weighted_mean
 from ._gating import ModalityGate
 
-METHODS = FUSION_METHODS
 ALIGNMENTS = ("auto", "supervised", "cca", "pca")
 
 
@@ -150,7 +150,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
 
     _parameter_constraints = {
         "transformers": [list],
-        "method": [StrOptions(set(METHODS))],
+        "method": [StrOptions(set(FUSION_METHODS))],
         "weights": [dict, "array-like", None],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "alignment": [StrOptions(set(ALIGNMENTS))],
@@ -214,13 +214,23 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         self.fit_transform(X, y)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=False)  # the transformers are validated when they are fitted
     def fit_transform(self, X, y=None):
         """Fit, then return the fused features of ``X`` (encoding each input once).
 
         With supervised alignment the training rows' evidence is cross-fitted
         (see the class description), so this differs from ``fit(X, y).transform(X)``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), optional
+            The target, as for :meth:`fit`.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out)
         """
-        self._validate_params()
         self._check_target_given(y)  # before any encoding is spent
         self.block_means_, self.block_scales_ = {}, {}
         blocks, masks, self.transformers_ = self._encode(X, self._active_transformers(), fitting=True, y=y)
@@ -311,7 +321,8 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         encoders more than most). Centred and scaled, every modality's
         variation reaches the fusion at the same, usable scale, while the
         relative variance of its directions, where the signal usually is,
-        is kept. (Fitted by skmm 0.1: no such scaling.)
+        is kept. A block without training statistics (a model saved before
+        there were any) passes as it is.
         """
         if name not in self.block_means_ or not block.size:
             return block
@@ -350,7 +361,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         return weighted_mean(space, masks, self.weights_)
 
     def _standardize(self, fused):
-        if self.output_mean_ is None:  # fitted by skmm 0.1, which did not standardise
+        if self.output_mean_ is None:  # saved without output statistics (see skmm._compat): passed as it is
             return fused
         return ((fused - self.output_mean_) / self.output_scale_).astype(np.float32)
 
@@ -376,12 +387,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         return np.asarray(names, dtype=object)
 
     def __setstate__(self, state):
-        state.pop("_block_names", None)  # a name memo that skmm 0.1 pickled
-        state.setdefault("output_mean_", None)
-        state.setdefault("block_means_", {})
-        state.setdefault("block_scales_", {})
-        state.setdefault("output_scale_", None)
-        super().__setstate__(state)
+        super().__setstate__(upgrade_fusion_state(state))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

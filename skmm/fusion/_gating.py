@@ -13,7 +13,11 @@ is plain numpy.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.preprocessing import LabelEncoder
+
+from .._targets import ClassTargets, RegressionTargets, target_kind
+from .._training import History, Trainer
 
 
 def _gateable(present):
@@ -29,6 +33,25 @@ def _masked_softmax(logits, present):
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+class _GatedHead(torch.nn.Module):
+    """The gate and the throw-away linear head it is trained with, on ``(blocks (n, M, k), present (n, M))``."""
+
+    def __init__(self, n_modalities, width, n_outputs):
+        super().__init__()
+        self.gate = torch.nn.Linear(n_modalities * width, n_modalities)
+        self.head = torch.nn.Linear(width, n_outputs)
+        with torch.no_grad():
+            # Zeros: the gate starts as the plain average, and the head (a softmax / linear regression)
+            # needs no random start.
+            for parameter in self.parameters():
+                parameter.zero_()
+
+    def forward(self, inputs):
+        z, present = inputs
+        weights = torch.softmax(self.gate(z.reshape(len(z), -1)).masked_fill(~present, float("-inf")), dim=1)
+        return self.head((weights.unsqueeze(2) * z).sum(dim=1))
+
+
 class ModalityGate:
     """Fit and apply the gate; blocks are ``(n, k)`` arrays in one common space, ``present`` is ``(n, M)`` bool."""
 
@@ -38,49 +61,23 @@ class ModalityGate:
         self.alpha = alpha
 
     def fit(self, blocks, present, y, target_type="auto"):
-        import torch
-
-        from ._alignment import target_kind
-
         kind = target_kind(y, target_type)
-        if kind == "classes":
-            target = torch.as_tensor(LabelEncoder().fit_transform(y), dtype=torch.long)
-            n_outputs = int(target.max()) + 1
-
-            def loss_of(output):
-                return torch.nn.functional.cross_entropy(output, target)
-        elif kind == "continuous":
-            values = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
-            values = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-12)
-            target = torch.as_tensor(values)
-            n_outputs = target.shape[1]
-
-            def loss_of(output):
-                return torch.nn.functional.mse_loss(output, target)
-        else:
+        if kind not in ("classes", "continuous"):
             raise ValueError(f"method='gated' learns its gate from y, which must be class labels or continuous "
                              f"values; got a {kind!r} target")
+        # Labels as indices first: target_type="classes" may declare whole-number floats to be classes.
+        labels = LabelEncoder().fit_transform(y) if kind == "classes" else np.asarray(y, dtype=np.float64)
+        coder = (ClassTargets() if kind == "classes" else RegressionTargets()).fit(labels)
         z = torch.as_tensor(np.stack(blocks, axis=1), dtype=torch.float32)  # (n, M, k)
-        mask = torch.as_tensor(_gateable(present))
-        n, n_modalities, width = z.shape
-        gate = torch.nn.Linear(n_modalities * width, n_modalities)
-        head = torch.nn.Linear(width, n_outputs)
-        with torch.no_grad():
-            # Zeros: the gate starts as the plain average, and with full-batch steps the fit is
-            # deterministic (the head is a softmax / linear regression, which needs no random start).
-            for parameter in (*gate.parameters(), *head.parameters()):
-                parameter.zero_()
-        optimizer = torch.optim.Adam([*gate.parameters(), *head.parameters()], lr=self.learning_rate,
-                                     weight_decay=self.alpha)
-        flat = z.reshape(n, -1)
-        for _ in range(self.max_iter):
-            optimizer.zero_grad()
-            weights = torch.softmax(gate(flat).masked_fill(~mask, float("-inf")), dim=1)
-            loss = loss_of(head((weights.unsqueeze(2) * z).sum(dim=1)))
-            loss.backward()
-            optimizer.step()
-        self.coef_ = gate.weight.detach().numpy().T.copy()  # (M * k, M)
-        self.intercept_ = gate.bias.detach().numpy().copy()
+        network = _GatedHead(z.shape[1], z.shape[2], coder.n_outputs)
+        inputs = (z, torch.as_tensor(_gateable(present)))
+        targets = coder.tensors(coder.encode(labels), "cpu")
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, weight_decay=self.alpha)
+        # Full-batch steps from a zero start: the fit is deterministic, one "epoch" per step.
+        Trainer(network, optimizer, coder.loss("cpu")).run(lambda: [(inputs, targets)], History(),
+                                                           epochs=self.max_iter)
+        self.coef_ = network.gate.weight.detach().numpy().T.copy()  # (M * k, M)
+        self.intercept_ = network.gate.bias.detach().numpy().copy()
         return self
 
     def weights(self, blocks, present):

@@ -1,10 +1,12 @@
-"""The one training loop of skmm's torch estimators.
+"""The one training loop of skmm's torch models (the estimators and the fusion gate).
 
-An epoch is ``train_step`` over shuffled batches, then ``validation_step`` on
-the held-out rows (when there are any). :class:`Stopping` decides when to
-stop; the weights of the best validation epoch are restored at the end.
-Estimators supply the module, the optimizer, the loss, a score (accuracy,
-R²...) and the batches; everything else, seeding included, is here once.
+An epoch is :meth:`Trainer.train_epoch` over shuffled batches, then
+:meth:`Trainer.validation_step` on the held-out rows (when there are any).
+What else a run does after an epoch is a list of small policies:
+:class:`Progress` (printing), :class:`EarlyStopping` and :class:`BestWeights`
+(the best validation epoch's weights restored at the end). Callers supply the
+module, the optimizer, the loss, a score (accuracy, R²...) and the batches;
+the seeding is here once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
+
+from ._messages import caller_stacklevel
 
 # The training parameters every skmm torch estimator takes, with their constraints (one place for both).
 TRAINING_CONSTRAINTS = {
@@ -87,24 +91,6 @@ def record_history(estimator, history):
 
 
 @dataclass
-class Stopping:
-    """When training stops before ``max_epochs``.
-
-    The monitored loss (validation loss when there is a validation set, else
-    the training loss) must improve by more than ``tol`` within ``patience``
-    epochs. A model whose best validation score has not yet beaten
-    ``baseline`` (what always predicting the majority class, or the mean,
-    scores) by ``margin`` (about one standard error of that score on the
-    validation rows) is never stopped early: a slow start is not a plateau.
-    """
-
-    patience: int
-    tol: float
-    baseline: float | None = None
-    margin: float = 0.0
-
-
-@dataclass
 class History:
     """What an estimator reports of its training (kept across ``partial_fit`` calls)."""
 
@@ -113,6 +99,117 @@ class History:
     validation_score: list = field(default_factory=list)
     n_epochs: int = 0
     best_epoch: int | None = None
+
+
+@dataclass
+class Epoch:
+    """What one epoch measured: what the policies read."""
+
+    loss: float
+    validation_loss: float | None = None
+    score: float | None = None
+
+    @property
+    def monitored(self):
+        """The loss that decides stopping: the validation loss when there is one, else the training loss."""
+        return self.loss if self.validation_loss is None else self.validation_loss
+
+
+class Policy:
+    """A step of :meth:`Trainer.run` that a run may or may not have: early stopping, best weights, progress."""
+
+    def batches(self, batches, history):
+        """The epoch's training batches, possibly wrapped (a progress bar)."""
+        return batches
+
+    def after_epoch(self, trainer, history, epoch):
+        """Called after every epoch; return True to stop training."""
+        return False
+
+    def after_training(self, trainer):
+        """Called once, after the last epoch."""
+
+
+class Progress(Policy):
+    """``verbose`` 1: a line per epoch; 2: also a progress bar over each epoch's batches."""
+
+    def __init__(self, verbose, name):
+        self.verbose = verbose
+        self.name = name
+
+    def batches(self, batches, history):
+        if self.verbose >= 2:
+            return tqdm(batches, desc=f"{self.name} epoch {history.n_epochs + 1}", leave=False)
+        return batches
+
+    def after_epoch(self, trainer, history, epoch):
+        if self.verbose:
+            line = f"epoch {history.n_epochs}: loss {epoch.loss:.5f}"
+            if epoch.validation_loss is not None:
+                line += f", validation loss {epoch.validation_loss:.5f}"
+            if epoch.score is not None:
+                line += f", validation score {epoch.score:.4f}"
+            print(line, flush=True)
+        return False
+
+
+class EarlyStopping(Policy):
+    """Stop when the monitored loss has not improved by more than ``tol`` for ``patience`` epochs.
+
+    The monitored loss is the validation loss when there is a validation set,
+    else the training loss. A model whose best validation score has not yet
+    beaten ``baseline`` (what always predicting the majority class, or the
+    mean, scores) by ``margin`` (about one standard error of that score on
+    the validation rows) is never stopped early: a slow start is not a
+    plateau. :attr:`improved` says whether the last epoch was a new best.
+    """
+
+    def __init__(self, patience, tol, baseline=None, margin=0.0):
+        self.patience = patience
+        self.tol = tol
+        self.baseline = baseline
+        self.margin = margin
+        self.best_loss, self.best_score, self.stale, self.improved = np.inf, -np.inf, 0, False
+
+    def after_epoch(self, trainer, history, epoch):
+        if epoch.score is not None:
+            self.best_score = max(self.best_score, epoch.score)
+        self.improved = epoch.monitored < self.best_loss - self.tol
+        if self.improved:
+            self.best_loss, self.stale = epoch.monitored, 0
+        else:
+            self.stale += 1
+        near_baseline = (self.baseline is not None and epoch.validation_loss is not None
+                         and self.best_score <= self.baseline + self.margin)
+        return self.stale >= self.patience and not near_baseline
+
+
+class BestWeights(Policy):
+    """Keep the weights of the epoch that ``stopping`` last called a new best, and restore them at the end."""
+
+    def __init__(self, stopping):
+        self.stopping = stopping
+        self.state = None
+
+    def after_epoch(self, trainer, history, epoch):
+        if self.stopping.improved:
+            self.state = copy.deepcopy(trainer.module.state_dict())
+            history.best_epoch = history.n_epochs
+        return False
+
+    def after_training(self, trainer):
+        if self.state is not None:
+            trainer.module.load_state_dict(self.state)
+
+
+def standard_policies(*, verbose, name, stopping=None, validating=False):
+    """Progress, then (with ``stopping``) early stopping, and the best weights restored where there is validation."""
+    policies = [Progress(verbose, name)]
+    if stopping is not None:
+        policies.append(stopping)
+        if validating:
+            policies.append(BestWeights(stopping))
+    return policies
 
 
 class Trainer:
@@ -127,21 +224,17 @@ class Trainer:
         ``(outputs, targets) -> scalar tensor``.
     score : callable, optional
         ``(outputs, targets) -> float``, higher is better; reported per epoch
-        and compared with :attr:`Stopping.baseline`.
+        and compared with :attr:`EarlyStopping.baseline`.
     scheduler : torch.optim.lr_scheduler.LRScheduler, optional
         Stepped after every batch.
-    verbose : int
-        1: a line per epoch; 2: also a progress bar over each epoch's batches.
     """
 
-    def __init__(self, module, optimizer, loss, *, score=None, scheduler=None, verbose=0, name="training"):
+    def __init__(self, module, optimizer, loss, *, score=None, scheduler=None):
         self.module = module
         self.optimizer = optimizer
         self.loss = loss
         self.score = score
         self.scheduler = scheduler
-        self.verbose = verbose
-        self.name = name
 
     def train_step(self, inputs, targets):
         """One optimisation step on one batch; returns the batch's loss."""
@@ -153,6 +246,16 @@ class Trainer:
             self.scheduler.step()
         return float(loss.detach())
 
+    def train_epoch(self, batches):
+        """One pass over ``batches``; returns the mean loss per row."""
+        self.module.train()
+        total, count = 0.0, 0
+        for inputs, targets in batches:
+            n = batch_length(targets)
+            total += self.train_step(inputs, targets) * n
+            count += n
+        return total / max(count, 1)
+
     def validation_step(self, batches):
         """Loss and score of the module on held-out batches of ``(inputs, targets)``."""
         self.module.eval()
@@ -161,68 +264,44 @@ class Trainer:
             for inputs, batch_targets in batches:
                 outputs.append(self.module(inputs))
                 targets.append(batch_targets)
-        outputs, targets = _join(outputs), _join(targets)
+        outputs, targets = join_batches(outputs), join_batches(targets)
         loss = float(self.loss(outputs, targets))
         return loss, (float(self.score(outputs, targets)) if self.score is not None else None)
 
-    def run(self, train_batches, history, *, epochs, validation_batches=None, stopping=None, seed=0,
-            devices=()):
+    def run(self, train_batches, history, *, epochs, validation_batches=None, policies=(), seed=0, devices=()):
         """Train for at most ``epochs`` epochs; ``train_batches()`` yields one epoch's ``(inputs, targets)``.
 
-        With ``stopping``, stops early (see :class:`Stopping`); with validation
-        batches, the best validation epoch's weights are restored.
+        After each epoch the ``policies`` (see :func:`standard_policies`) run
+        in order; training stops when one of them says so.
         """
-        best_loss, best_score, best_state, stale = np.inf, -np.inf, None, 0
         # Dropout draws from the global generator: fork it so that training is repeatable and leaves
         # the caller's random state untouched.
         with torch.random.fork_rng(devices=list(devices)):
             torch.manual_seed(seed + history.n_epochs)
             for _ in range(epochs):
-                self.module.train()
-                total, count = 0.0, 0
                 batches = train_batches()
-                if self.verbose >= 2:
-                    batches = tqdm(batches, desc=f"{self.name} epoch {history.n_epochs + 1}", leave=False)
-                for inputs, targets in batches:
-                    n = _length(targets)
-                    total += self.train_step(inputs, targets) * n
-                    count += n
+                for policy in policies:
+                    batches = policy.batches(batches, history)
+                epoch = Epoch(self.train_epoch(batches))
                 history.n_epochs += 1
-                history.loss.append(total / max(count, 1))
-                monitored, line = history.loss[-1], f"epoch {history.n_epochs}: loss {history.loss[-1]:.5f}"
+                history.loss.append(epoch.loss)
                 if validation_batches is not None:
-                    monitored, score = self.validation_step(validation_batches)
-                    history.validation_loss.append(monitored)
-                    line += f", validation loss {monitored:.5f}"
-                    if score is not None:
-                        history.validation_score.append(score)
-                        best_score = max(best_score, score)
-                        line += f", validation score {score:.4f}"
-                if self.verbose:
-                    print(line, flush=True)
-                if stopping is None:
-                    continue
-                if monitored < best_loss - stopping.tol:
-                    best_loss, stale = monitored, 0
-                    if validation_batches is not None:
-                        best_state = copy.deepcopy(self.module.state_dict())
-                        history.best_epoch = history.n_epochs
-                else:
-                    stale += 1
-                near_baseline = (stopping.baseline is not None and validation_batches is not None
-                                 and best_score <= stopping.baseline + stopping.margin)
-                if stale >= stopping.patience and not near_baseline:
+                    epoch.validation_loss, epoch.score = self.validation_step(validation_batches)
+                    history.validation_loss.append(epoch.validation_loss)
+                    if epoch.score is not None:
+                        history.validation_score.append(epoch.score)
+                if any([policy.after_epoch(self, history, epoch) for policy in policies]):
                     break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)  # the best weights seen on validation
+        for policy in policies:
+            policy.after_training(self)
         self.module.eval()
 
 
-def _length(batch):
+def batch_length(batch):
     return len(batch) if torch.is_tensor(batch) else len(next(iter(batch.values())))
 
 
-def _join(parts):
+def join_batches(parts):
     """Batches of outputs or targets joined: tensors, lists of tensors (one per task) or dicts of tensors."""
     if torch.is_tensor(parts[0]):
         return torch.cat(parts)
@@ -238,4 +317,4 @@ def warn_if_no_better_than_baseline(estimator, score, baseline, where):
             f"{type(estimator).__name__}: the fitted model scores {score:.4f} on the {where} rows, no better "
             f"than always predicting the most frequent class (or the mean): {baseline:.4f}. It has learned "
             "nothing usable; check the features, or train longer (max_epochs, learning_rate).",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=caller_stacklevel())

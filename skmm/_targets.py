@@ -1,18 +1,93 @@
-"""What skmm's torch estimators need of their targets: coding, loss, score, the trivial baseline, decoding.
+"""What skmm's torch models need of their targets: kind, coding, loss, score, the trivial baseline, decoding.
 
-One object per kind of target, fitted on ``y``, so that ``fit`` and
-``partial_fit`` (and every estimator that trains a head) code targets one way.
+One coder object per kind of target, fitted on ``y``, so that ``fit`` and
+``partial_fit`` (and every estimator that trains a head, and the fusion gate)
+code targets one way. Every coder follows :class:`TargetCoder`.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
-from sklearn.preprocessing import LabelEncoder
+from sklearn.preprocessing import LabelBinarizer, LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 from torch import nn
+
+
+def target_kind(y, target_type="auto"):
+    """``"classes"`` or ``"continuous"`` (or ``"multilabel-indicator"``): sklearn's guess unless told.
+
+    As for :class:`~sklearn.preprocessing.TargetEncoder`, ``"auto"`` follows
+    :func:`~sklearn.utils.multiclass.type_of_target`, which takes whole
+    numbers (counts, ratings, ages) for classes: say ``"continuous"`` then.
+    """
+    if target_type == "continuous":
+        return "continuous"
+    kind = type_of_target(y)
+    if target_type == "classes" or kind in ("binary", "multiclass"):
+        if kind not in ("binary", "multiclass", "continuous"):
+            raise ValueError(f"target_type='classes' needs one column of labels, got a {kind!r} target")
+        return "classes"
+    if kind in ("continuous", "continuous-multioutput"):
+        return "continuous"
+    if kind == "multilabel-indicator":
+        return kind
+    raise ValueError(f"the fusion learns from y, which must be class labels, a multilabel indicator matrix or "
+                     f"numeric values; got a {kind!r} target")
+
+
+def standardization(values):
+    """Per column of the 2-D float array ``values``: its mean, and its standard deviation (1 where constant)."""
+    scale = values.std(axis=0)
+    return values.mean(axis=0), np.where(scale > 0, scale, 1.0)
+
+
+def target_coding(y, target_type="auto"):
+    """The target as a float matrix a ridge regression can fit: one-hot classes, standardised numbers.
+
+    Returns ``(coding, kind)`` with ``coding`` of shape ``(n_samples, n_columns)``.
+    """
+    kind = target_kind(y, target_type)
+    if kind == "classes":
+        return LabelBinarizer().fit_transform(np.asarray(y)).astype(np.float64), kind
+    if kind == "multilabel-indicator":
+        return np.asarray(y, dtype=np.float64), kind
+    values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    mean, scale = standardization(values)
+    return (values - mean) / scale, kind
+
+
+class TargetCoder(Protocol):
+    """What a trained head needs of its targets (:class:`ClassTargets`, :class:`RegressionTargets`,
+    :class:`TaskTargets`).
+
+    ``fit(y, classes=None)`` learns the coding (``classes``: every class, on
+    ``partial_fit``'s first batch); ``encode(y)`` gives what ``tensors``
+    turns into training targets; the network's raw outputs go through
+    ``output_transform`` (probabilities) and ``decode`` (labels, values).
+    ``loss(device)``, ``score`` (higher is better), ``baseline`` (the trivial
+    prediction's score) and ``margin`` (about one standard error of it) serve
+    the training loop; ``stratify`` the validation split. ``n_outputs`` is the
+    head's width (a list of widths for several tasks).
+    """
+
+    n_outputs: int | list
+
+    def fit(self, y, classes=None): ...
+    def check_classes(self, classes): ...
+    def encode(self, y): ...
+    def tensors(self, encoded, device, rows=None): ...
+    def loss(self, device): ...
+    def score(self, outputs, targets): ...
+    def baseline(self, targets): ...
+    def margin(self, baseline, n_rows): ...
+    def stratify(self, targets, validation_fraction): ...
+    def output_transform(self, outputs): ...
+    def decode(self, outputs): ...
 
 
 class ClassTargets:
@@ -26,8 +101,8 @@ class ClassTargets:
     def __init__(self, class_weight=None):
         self.class_weight = class_weight
 
-    def fit(self, y, classes=None, incremental=False):
-        """Learn the classes from ``y`` (or, for an incremental first call, from ``classes``)."""
+    def fit(self, y, classes=None):
+        """Learn the classes from ``y``, or from ``classes`` (all of them) when ``y`` is a first batch."""
         self.kind = type_of_target(y)
         if self.kind == "multilabel-indicator":
             y = np.asarray(y)
@@ -41,12 +116,10 @@ class ClassTargets:
         elif np.ndim(y) == 2:
             raise ValueError("y must be 1-D (or a multilabel indicator matrix); "
                              "multiclass-multioutput targets are not supported")
-        if incremental:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
+        if classes is not None:
             check_classification_targets(np.asarray(classes))
             self.kind = type_of_target(np.asarray(classes))
-        self.label_encoder_ = LabelEncoder().fit(np.asarray(classes) if incremental else y)
+        self.label_encoder_ = LabelEncoder().fit(np.asarray(classes) if classes is not None else y)
         self.classes_ = self.label_encoder_.classes_
         if len(self.classes_) < 2:
             raise ValueError(f"the training data must contain at least 2 classes, got 1 class: {self.classes_}")
@@ -74,6 +147,9 @@ class ClassTargets:
     @property
     def dtype(self):
         return torch.float32 if self.kind == "multilabel-indicator" else torch.long
+
+    def tensors(self, encoded, device, rows=None):
+        return torch.as_tensor(encoded if rows is None else encoded[rows], dtype=self.dtype, device=device)
 
     def _fit_class_weights(self, targets):
         self.loss_weights_ = None
@@ -139,18 +215,6 @@ class ClassTargets:
             return (proba >= 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
-    @classmethod
-    def from_legacy_state(cls, state):
-        """The coder of a TorchMLPClassifier pickled by skmm 0.1 (flat private attributes)."""
-        coder = cls(state.get("class_weight"))
-        coder.kind = state.pop("_target_kind")
-        coder.classes_ = state["classes_"]
-        coder.n_outputs = state.pop("_n_outputs")
-        if "_label_encoder" in state:
-            coder.label_encoder_ = state.pop("_label_encoder")
-        weights = state.pop("_loss_weights", None)
-        coder.loss_weights_ = None if weights is None else np.asarray(weights, dtype=np.float32)
-        return coder
 
 
 class RegressionTargets:
@@ -160,13 +224,11 @@ class RegressionTargets:
         self.loss_name = loss
         self.huber_delta = huber_delta
 
-    def fit(self, y, classes=None, incremental=False):
+    def fit(self, y, classes=None):
         y = np.asarray(y, dtype=np.float64)
         self.one_d = y.ndim == 1
         y2 = y.reshape(len(y), -1)
-        self.mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.mean_, self.scale_ = standardization(y2)
         self.n_outputs = y2.shape[1]
         return self
 
@@ -178,6 +240,9 @@ class RegressionTargets:
         return ((y.reshape(len(y), -1) - self.mean_) / self.scale_).astype(np.float32)
 
     dtype = torch.float32
+
+    def tensors(self, encoded, device, rows=None):
+        return torch.as_tensor(encoded if rows is None else encoded[rows], dtype=self.dtype, device=device)
 
     def loss(self, device):
         return nn.MSELoss() if self.loss_name == "squared_error" else nn.HuberLoss(delta=self.huber_delta)
@@ -206,15 +271,6 @@ class RegressionTargets:
         values = outputs.astype(np.float64) * self.scale_ + self.mean_
         return values.ravel() if self.one_d else values
 
-    @classmethod
-    def from_legacy_state(cls, state):
-        """The coder of a TorchMLPRegressor pickled by skmm 0.1 (flat private attributes)."""
-        coder = cls(state.get("loss", "squared_error"), state.get("huber_delta", 1.0))
-        coder.one_d = state.pop("_y_1d")
-        coder.mean_, coder.scale_ = state.pop("_y_mean"), state.pop("_y_scale")
-        coder.n_outputs = state.pop("_n_outputs")
-        state.pop("_loss_weights", None)
-        return coder
 
 
 class TaskTargets:
@@ -249,7 +305,9 @@ class TaskTargets:
             return False
         return type_of_target(values) == "continuous"
 
-    def fit(self, y):
+    def fit(self, y, classes=None):
+        if classes is not None:
+            raise ValueError("several target columns are fitted at once: classes cannot be given")
         self.one_d = np.ndim(y) == 1
         self.coders = []
         for column in self._columns(y):
@@ -303,6 +361,17 @@ class TaskTargets:
 
     def margin(self, baseline, n_rows):
         return float(np.mean([coder.margin(baseline, n_rows) for coder in self.coders]))
+
+    def check_classes(self, classes):
+        pass
+
+    def output_transform(self, outputs):
+        """Per task, its coder's transform of the network's output for it."""
+        return [coder.output_transform(output) for coder, output in zip(self.coders, outputs)]
+
+    def decode(self, outputs):
+        """Per task, the decoded column (labels or values) of its transformed outputs."""
+        return [coder.decode(out).reshape(len(out)) for coder, out in zip(self.coders, outputs)]
 
     def stratify(self, encoded, validation_fraction):
         first = encoded["t0"]
