@@ -15,6 +15,7 @@ _compat.install_moved_modules()  # files saved by older versions name module pat
 _WHERE = {
     "EncodingError": ".encoders",
     "ImageEncoder": ".encoders",
+    "TabularEncoder": ".encoders",
     "TextEncoder": ".encoders",
     "ModalityFusion": ".fusion",
     "make_fusion": ".fusion",

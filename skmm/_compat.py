@@ -108,6 +108,12 @@ def network_architecture(architecture):
     return {"standardize": "features", **architecture}
 
 
+def upgrade_net_state(state):
+    """A MultimodalNet state saved before ``target_type``: each column's kind was guessed, as ``"auto"`` does."""
+    state.setdefault("target_type", "auto")
+    return state
+
+
 def upgrade_encoder_state(cls, state):
     """An encoder's state with every ``__init__`` parameter added since it was saved at its default (what
     the older code did); skmm 0.1 also took ``tta="none"`` for no test-time augmentation."""

@@ -66,9 +66,18 @@ def as_item_list(X, *, input_name="X"):
 
 
 def is_missing(item):
-    """True for None and float NaN (what pandas puts in an empty cell)."""
+    """True for None, float NaN (what pandas puts in an empty cell), ``pd.NA``, ``pd.NaT``, and a string that
+    is empty or whitespace only.
+
+    A blank string is missing because it holds nothing to embed or open: a
+    field of spaces, or an empty string read from Parquet, is the same absent
+    value as an empty CSV field (which pandas reads as NaN), in the encoders,
+    the fusion and the command line alike.
+    """
     if item is None:
         return True
+    if isinstance(item, str):
+        return not item or item.isspace()  # isspace: no copy of a long text, stops at its first letter
     if isinstance(item, float) and math.isnan(item):
         return True
     return item is pd.NA or item is pd.NaT

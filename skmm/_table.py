@@ -41,21 +41,24 @@ def as_frame(X):
 
 
 def present_mask(values):
-    """Which values are present: not None, NaN, ``pd.NA`` or ``pd.NaT`` (see :func:`skmm._inputs.is_missing`).
+    """Which values are present: not None, NaN, ``pd.NA``, ``pd.NaT`` or a blank string (empty or whitespace
+    only; see :func:`skmm._inputs.is_missing`).
 
     Parameters
     ----------
     values : pandas.Series, sequence or pandas.DataFrame
         One column of values. A DataFrame (a modality read from several
-        columns) counts as present in every row: its transformer handles
-        its cells.
+        columns, such as a table's numbers and categories) is present in a
+        row where any of its cells is: its transformer imputes the others,
+        and a row with none is missing the modality.
 
     Returns
     -------
     mask : ndarray of bool, shape (n_rows,)
     """
     if isinstance(values, pd.DataFrame):
-        return np.ones(len(values), dtype=bool)
+        cells = [present_mask(values.iloc[:, j]) for j in range(values.shape[1])]
+        return np.logical_or.reduce(cells) if cells else np.zeros(len(values), dtype=bool)
     return np.fromiter((not is_missing(value) for value in values), dtype=bool, count=len(values))
 
 

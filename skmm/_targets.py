@@ -11,54 +11,13 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from sklearn.preprocessing import LabelBinarizer, LabelEncoder
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 from torch import nn
 
-
-def target_kind(y, target_type="auto"):
-    """``"classes"`` or ``"continuous"`` (or ``"multilabel-indicator"``): sklearn's guess unless told.
-
-    As for :class:`~sklearn.preprocessing.TargetEncoder`, ``"auto"`` follows
-    :func:`~sklearn.utils.multiclass.type_of_target`, which takes whole
-    numbers (counts, ratings, ages) for classes: say ``"continuous"`` then.
-    """
-    if target_type == "continuous":
-        return "continuous"
-    kind = type_of_target(y)
-    if target_type == "classes" or kind in ("binary", "multiclass"):
-        if kind not in ("binary", "multiclass", "continuous"):
-            raise ValueError(f"target_type='classes' needs one column of labels, got a {kind!r} target")
-        return "classes"
-    if kind in ("continuous", "continuous-multioutput"):
-        return "continuous"
-    if kind == "multilabel-indicator":
-        return kind
-    raise ValueError(f"the fusion learns from y, which must be class labels, a multilabel indicator matrix or "
-                     f"numeric values; got a {kind!r} target")
-
-
-def standardization(values):
-    """Per column of the 2-D float array ``values``: its mean, and its standard deviation (1 where constant)."""
-    scale = values.std(axis=0)
-    return values.mean(axis=0), np.where(scale > 0, scale, 1.0)
-
-
-def target_coding(y, target_type="auto"):
-    """The target as a float matrix a ridge regression can fit: one-hot classes, standardised numbers.
-
-    Returns ``(coding, kind)`` with ``coding`` of shape ``(n_samples, n_columns)``.
-    """
-    kind = target_kind(y, target_type)
-    if kind == "classes":
-        return LabelBinarizer().fit_transform(np.asarray(y)).astype(np.float64), kind
-    if kind == "multilabel-indicator":
-        return np.asarray(y, dtype=np.float64), kind
-    values = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    mean, scale = standardization(values)
-    return (values - mean) / scale, kind
+from ._target_kind import standardization, target_kind
 
 
 class TargetCoder(Protocol):
@@ -279,13 +238,17 @@ class TaskTargets:
     Targets travel as a dict ``{"t0": tensor, "t1": tensor, ...}`` and the
     network returns one output per task; the loss is the weighted sum of the
     tasks' losses, the score the mean of their scores (accuracy, R²).
+    ``target_type`` ("auto", "classes", "continuous", or a list or dict of
+    them) says which columns are classes; "auto" is :func:`target_kind`'s
+    guess for a classifier, and "continuous" for a regressor (``regression``).
     """
 
-    def __init__(self, regression, class_weight=None, label_smoothing=0.0, task_weights=None):
+    def __init__(self, regression, class_weight=None, label_smoothing=0.0, task_weights=None, target_type="auto"):
         self.regression = regression
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
         self.task_weights = task_weights
+        self.target_type = target_type
 
     @staticmethod
     def _columns(y):
@@ -295,33 +258,61 @@ class TaskTargets:
         y = np.asarray(y)
         return [column for column in y.reshape(len(y), -1).T]
 
-    @staticmethod
-    def _continuous(column):
-        if column.dtype.kind in "iub":
-            return False
+    def _column_types(self, y, n_columns):
+        """``target_type`` per column: a dict is keyed by a DataFrame's column names, else by position."""
+        given = self.target_type
+        if isinstance(given, str):
+            types = [given] * n_columns
+        elif isinstance(given, dict):
+            names = list(y.columns) if hasattr(y, "columns") else list(range(n_columns))
+            if any(key not in names for key in given):
+                raise ValueError(f"target_type's keys {list(given)} must be among {names} (the column names "
+                                 f"of a DataFrame y, else positions)")
+            types = [given.get(name, "auto") for name in names]
+        else:
+            types = list(given)
+            if len(types) != n_columns:
+                raise ValueError(f"target_type must give one type per target column ({n_columns}), got {given!r}")
+        wrong = [kind for kind in types if kind not in ("auto", "classes", "continuous")]
+        if wrong:
+            raise ValueError(f"target_type values must be 'auto', 'classes' or 'continuous', got {wrong}")
+        return types
+
+    def _is_class_column(self, column, target_type):
+        if target_type == "auto" and self.regression:
+            target_type = "continuous"  # a regressor's columns are numbers unless told otherwise
         try:
-            values = column.astype(np.float64)
+            numbers = column.astype(np.float64)
         except (TypeError, ValueError):
-            return False
-        return type_of_target(values) == "continuous"
+            if target_type == "continuous":
+                raise ValueError("a numeric task needs numbers, but a target column holds other values "
+                                 "(target_type='classes' makes it a class task)") from None
+            return True  # labels: ClassTargets checks them
+        if target_type == "classes" and type_of_target(numbers) == "continuous":
+            raise ValueError("target_type='classes' was given for a target column of non-integer numbers; "
+                             "class labels must be whole numbers or labels")
+        return target_kind(numbers, target_type) == "classes"
 
     def fit(self, y, classes=None):
         if classes is not None:
             raise ValueError("several target columns are fitted at once: classes cannot be given")
         self.one_d = np.ndim(y) == 1
-        self.coders = []
-        for column in self._columns(y):
-            if self.regression or self._continuous(column):
-                self.coders.append(RegressionTargets().fit(column.astype(np.float64)))
-                continue
-            self.coders.append(ClassTargets(self.class_weight).fit(column))
+        columns = self._columns(y)
+        self.coders = [ClassTargets(self.class_weight).fit(column) if self._is_class_column(column, kind)
+                       else RegressionTargets().fit(column.astype(np.float64))
+                       for column, kind in zip(columns, self._column_types(y, len(columns)))]
         weights = np.ones(len(self.coders)) if self.task_weights is None else np.asarray(self.task_weights, float)
         if weights.shape != (len(self.coders),) or np.any(weights < 0):
             raise ValueError(f"task_weights must hold one non-negative weight per target column "
                              f"({len(self.coders)}), got {self.task_weights!r}")
-        if not self.regression and not any(isinstance(coder, ClassTargets) for coder in self.coders):
-            # A classifier given only numbers: say so as scikit-learn does ("Unknown label type").
-            check_classification_targets(np.asarray(self._columns(y)[0], dtype=np.float64))
+        own = RegressionTargets if self.regression else ClassTargets
+        if not any(isinstance(coder, own) for coder in self.coders):
+            if not self.regression:
+                # A classifier given only numbers: say so as scikit-learn does ("Unknown label type").
+                check_classification_targets(np.asarray(columns[0], dtype=np.float64))
+            raise ValueError(f"a {'regressor' if self.regression else 'classifier'} needs at least one "
+                             f"{'numeric' if self.regression else 'class'} target column; "
+                             f"target_type={self.target_type!r} leaves none")
         self.weights_ = weights
         self.n_outputs = [coder.n_outputs for coder in self.coders]
         return self

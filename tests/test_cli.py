@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from skmm.cli import main
 from skmm.datasets import make_multimodal_classification
 
-from .conftest import DEVICE
+from .conftest import ATOL, DEVICE, random_images
 
 RUNTIME = ["--no-tune-malloc", "--device", DEVICE, "--batch-size", "16", "--quiet"]
 COLUMNS = ["--image-col", "photo", "--text-col", "caption"]
@@ -142,8 +143,6 @@ def test_a_pickle_suffix_writes_a_joblib_file_that_predict_reads(table_dir, caps
     ("a CSV as MODEL", ["predict", "{table}", "{table}", "-o", "p.csv"], "is not a model file"),
     ("one class", ["fit", "{one_class}", *COLUMNS, "--target", "label", "-o", "m.skops"],
      "column 'label' has a single class ('red') in its 30 labelled rows"),
-    ("too many folds", ["fit", "{table}", *COLUMNS, "--target", "label", "--cv", "100", "-o", "m.skops"],
-     "--cv 100: class 'blue' of column 'label' has only"),
     ("header only", ["fit", "{header_only}", *COLUMNS, "--target", "label", "-o", "m.skops"],
      "has no rows (only a header)"),
     ("missing column", ["fit", "{table}", "--image-col", "picture", "--text-col", "caption", "--target", "label",
@@ -221,12 +220,13 @@ def test_on_error_policies_in_fit_predict_and_embed(table_dir, fitted_model, cap
     # that names that row only
     error = _fails(["predict", str(fitted_model), broken, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
                     *RUNTIME], capsys)
-    assert "1 row of" in error and "no modality that can be read: line 9 (no value" in error and "line 5" not in error
+    assert "1 row of" in error and "has no modality that can be read: line 9 (no value" in error
+    assert "line 5" not in error
     text_only = _variant(table_dir, "text_only.csv", lambda f: f.assign(photo=f["photo"].where(f.index != 3,
                                                                                               "photos/missing.jpg")))
     assert main(["predict", str(fitted_model), text_only, "-o", str(table_dir / "z.csv"), "--on-error", "zero",
                  *RUNTIME]) == 0
-    assert "1 row keeps only" in capsys.readouterr().out.replace("keep only", "keeps only")
+    assert "1 row keeps only its other modality (--on-error zero): line 5" in capsys.readouterr().out
     assert pd.read_csv(table_dir / "z.csv")["prediction"].notna().all()
 
     assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "e.parquet"), "--on-error", "skip", *RUNTIME]) == 0
@@ -413,3 +413,213 @@ def test_embed_with_bf16_is_a_cpu_speed_mode_and_fp32_is_the_default(table_dir):
     else:
         assert any("no bf16 instructions" in message for message in runs["bf16"][1])
         np.testing.assert_array_equal(runs["bf16"][0], runs["fp32"][0])
+
+
+# -- outputs proven writable before any model work -----------------------------------------------------------
+
+
+@pytest.fixture
+def no_model_work(monkeypatch, embedded_items):
+    """Fails the test if an encoder is fitted or run, a saved model loaded, or a cross-validation started."""
+    from skmm import ImageEncoder, TextEncoder
+    from skmm.cli import _commands, _report
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("model work before the outputs were checked")
+
+    for encoder in (ImageEncoder, TextEncoder):
+        for method in ("fit", "transform", "encode_rows"):
+            monkeypatch.setattr(encoder, method, forbidden)
+    monkeypatch.setattr(_report, "cross_validate", forbidden)
+    monkeypatch.setattr(_commands, "load_model", forbidden)
+    yield
+    assert embedded_items == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="/proc takes no new file (Linux), even for root")
+@pytest.mark.parametrize("argv, named", [
+    (["fit", "{table}", *COLUMNS, "--target", "label", "-o", "/proc/m3.skops"], "output '/proc/m3.skops'"),
+    (["fit", "{table}", *COLUMNS, "--target", "label", "-o", "{folder}/m4.skops", "--report", "/proc/report"],
+     "report folder '/proc/report'"),
+    (["predict", "{model}", "{table}", "-o", "/proc/p.csv"], "output '/proc/p.csv'"),
+    (["embed", "{table}", *COLUMNS, "-o", "/proc/e.parquet"], "output '/proc/e.parquet'"),
+    (["embed", "{table}", *COLUMNS, "-o", "/proc/parts/"], "output '/proc/parts'"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_model_work(argv, named, table_dir, fitted_model,
+                                                                            no_model_work, capsys):
+    paths = {"table": str(table_dir / "posts.csv"), "model": str(fitted_model), "folder": str(table_dir)}
+    error = _fails([part.format(**paths) for part in argv] + RUNTIME, capsys)
+    assert f"{named}: cannot create a file in folder '/proc'" in error, error
+    assert ".tmp" not in error
+    assert not (table_dir / "m4.skops").exists()
+
+
+def test_an_existing_report_folder_is_probed_inside(table_dir, fitted_model, no_model_work, capsys, monkeypatch):
+    from skmm import _files
+
+    report = table_dir / "locked_report"
+    report.mkdir(exist_ok=True)
+    original = _files.tempfile.mkstemp
+
+    def refuse_in_report(*args, dir=None, **kwargs):  # a read-only folder, as root cannot make one with chmod
+        if Path(dir) == report:
+            raise PermissionError(13, "Permission denied", str(report / ".report.md.x.tmp"))
+        return original(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(_files.tempfile, "mkstemp", refuse_in_report)
+    error = _fails(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "-o",
+                    str(table_dir / "m5.skops"), "--report", str(report), *RUNTIME], capsys)
+    assert f"report folder '{report}': cannot create a file in folder '{report}' (Permission denied)" in error
+    assert ".tmp" not in error
+
+
+def test_a_failed_write_names_the_users_file_never_the_temporary_one(tmp_path):
+    import errno
+
+    from skmm._files import atomic_write, atomic_write_bytes, check_writable
+
+    def disk_full(temporary):
+        raise OSError(errno.ENOSPC, "No space left on device", temporary)
+
+    with pytest.raises(OSError, match="No space left on device") as error:
+        atomic_write(tmp_path / "model.skops", disk_full)
+    assert str(tmp_path / "model.skops") in str(error.value) and ".tmp" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+    if os.path.isdir("/proc/self"):
+        for attempt in (lambda: atomic_write_bytes("/proc/m3.skops", b"x"), lambda: check_writable("/proc/m3.skops")):
+            with pytest.raises(OSError) as error:
+                attempt()
+            assert error.value.filename == "/proc/m3.skops" and ".tmp" not in str(error.value)
+    check_writable(tmp_path / "fine.csv")
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+
+
+# -- empty texts are missing values ----------------------------------------------------------------------------
+
+
+def test_empty_and_blank_texts_are_missing_values_in_python(tiny_text_params, tiny_image_params):
+    from skmm import EncodingError, ImageEncoder, ModalityFusion, TextEncoder
+    from skmm._inputs import is_missing
+
+    assert [is_missing(text) for text in ("", "   ", "\t\n", " a ", "0", "a")] == [True] * 3 + [False] * 3
+    texts = pd.Series(["fire city", "", "   ", None, " fire city "], index=[10, 11, 12, 13, 14], name="caption")
+    with pytest.raises(EncodingError, match="row 11: missing value; row 12: missing value; row 13: missing value"):
+        TextEncoder(**tiny_text_params).fit(texts).transform(texts)
+    with pytest.warns(UserWarning, match="row 11"):
+        embeddings, failed = TextEncoder(**tiny_text_params, on_error="zero").fit(texts).encode(texts)
+    assert failed.tolist() == [False, True, True, True, False]
+    # a text with letters is embedded as it always was, surrounding spaces included
+    alone = TextEncoder(**tiny_text_params).fit(["x"])
+    np.testing.assert_allclose(embeddings[[0, 4]], alone.transform(["fire city", " fire city "]), atol=ATOL)
+
+    X = pd.DataFrame({"image": random_images(1) * 5, "text": texts.tolist()})
+    fused = ModalityFusion([("image", ImageEncoder(**tiny_image_params), "image"),
+                            ("text", TextEncoder(**tiny_text_params), "text")]).fit_transform(X)
+    # "", "   " and None: the same missing modality (the training mean and a 0 presence indicator)
+    np.testing.assert_array_equal(fused[1], fused[3])
+    np.testing.assert_array_equal(fused[2], fused[3])
+    assert not np.allclose(fused[0], fused[3])
+
+
+def test_empty_texts_are_reported_by_line_in_fit_predict_and_embed(table_dir, fitted_model, capsys):
+    def blank(frame):
+        frame.loc[2, "caption"] = ""  # CSV line 4: an empty field
+        frame.loc[5, "caption"] = "   "  # CSV line 7: spaces only
+        return frame
+    table = _variant(table_dir, "blank.csv", blank)
+    assert main(["fit", table, *COLUMNS, "--target", "label", "--cv", "2", "-o", str(table_dir / "blank.skops"),
+                 *RUNTIME]) == 0
+    note = ("2 rows have no text in 'caption' (a missing value: an empty or blank field), used from their other "
+            "modality: line 4, line 7")
+    assert note in capsys.readouterr().out
+    metrics = json.loads((table_dir / "blank_report" / "metrics.json").read_text())
+    assert note in metrics["notes"] and f"- {note}" in (table_dir / "blank_report" / "report.md").read_text()
+    assert metrics["cross_validation"]["text only"]["rows"] == 28
+
+    pd.read_csv(table_dir / "posts.csv").assign(caption=lambda f: f["caption"].where(f.index != 3, "")).to_parquet(
+        table_dir / "blank.parquet")  # Parquet keeps an empty string as it is
+    assert main(["predict", str(fitted_model), str(table_dir / "blank.parquet"), "-o", str(table_dir / "bp.csv"),
+                 *RUNTIME]) == 0
+    assert ("1 row has no text in 'caption' (a missing value: an empty or blank field), predicted from its other "
+            "modality: row 4") in capsys.readouterr().out
+    assert pd.read_csv(table_dir / "bp.csv")["prediction"].notna().all()
+
+    error = _fails(["embed", table, *COLUMNS, "-o", str(table_dir / "blank.parquet"), *RUNTIME], capsys)
+    assert "line 4 (caption: missing value); line 7 (caption: missing value)" in error
+
+
+# -- folds: as many as the data allows -------------------------------------------------------------------------
+
+
+def test_a_class_rarer_than_the_folds_lowers_them_and_says_so(table_dir, capsys):
+    rare = _variant(table_dir, "rare.csv", lambda f: f.assign(label=f["label"].where(~f.index.isin([0, 1]), "rare")))
+    assert main(["fit", rare, *COLUMNS, "--target", "label", "-o", str(table_dir / "rare.skops"), *RUNTIME]) == 0
+    out = capsys.readouterr().out
+    note = ("--cv 5: class 'rare' of column 'label' has only 2 labelled rows, so cross-validation uses 2 folds "
+            "(the most it allows)")
+    assert note in out and "2-fold CV on 30 rows" in out and "wrote " in out
+    metrics = json.loads((table_dir / "rare_report" / "metrics.json").read_text())
+    assert note in metrics["notes"] and metrics["settings"]["folds"] == 2
+    assert all(len(result["seconds"]) == 2 for result in metrics["cross_validation"].values())
+
+    single = _variant(table_dir, "single.csv", lambda f: f.assign(label=f["label"].where(f.index != 0, "rare")))
+    assert main(["fit", single, *COLUMNS, "--target", "label", "-o", str(table_dir / "single.skops"),
+                 *RUNTIME]) == 0
+    out = capsys.readouterr().out
+    note = ("--cv 5: class 'rare' of column 'label' has only 1 labelled row, so cross-validation is skipped (it "
+            "needs 2 rows of every class); the model is still fitted on every row")
+    assert note in out and "fold CV" not in out
+    assert (table_dir / "single.skops").is_file()
+    report = (table_dir / "single_report" / "report.md").read_text()
+    assert f"- {note}" in report and "Cross-validation skipped (too few rows in a class, see above)" in report
+
+
+# -- what --help says is what is used; counts agree with their words --------------------------------------------
+
+
+def test_help_names_the_classifier_the_report_names(fitted_model, capsys):
+    import argparse
+
+    from skmm.cli import _commands
+    from skmm.cli._parser import ESTIMATORS
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    fit_help = "".join(capsys.readouterr().out.split())  # argparse wraps anywhere
+    report = json.loads((fitted_model.parent / "model_report" / "metrics.json").read_text())
+    assert report["settings"]["estimator"] == ESTIMATORS["logreg"]
+    for name, built in ESTIMATORS.items():
+        assert f"{name}:{built}" in fit_help
+        args = argparse.Namespace(estimator=name, device="auto", fusion="concat", image_col="photo",
+                                  text_col="caption")
+        assert repr(_commands._fit_pipeline(args, None, None).named_steps["clf"]) == built
+
+
+def test_counts_agree_with_their_words():
+    from skmm.cli._io import CLIError
+    from skmm.cli._rows import Readability, describe_missing, enforce
+
+    said = {1: ("1 row keeps only its other modality", "1 row has zeros", "1 row of t.csv has no modality",
+                ("1 row has no text in 'caption' (a missing value: an empty or blank field), used from its other "
+                 "modality: line 5")),
+            2: ("2 rows keep only their other modality", "2 rows have zeros", "2 rows of t.csv have no modality",
+                ("2 rows have no text in 'caption' (a missing value: an empty or blank field), used from their "
+                 "other modality: line 5, line 9"))}
+    for n, (kept, filled, hopeless, missing) in said.items():
+        lines = [5, 9][:n]
+        reasons = {line: "photo: cannot be read" for line in lines}
+        assert enforce(Readability("line", reasons=reasons), policy="zero", verb="used", table="t.csv",
+                       folder=".").startswith(kept)
+        assert enforce(Readability("line", reasons=reasons), policy="zero", verb="embedded", table="t.csv",
+                       folder=".", per_row=False).startswith(filled)
+        with pytest.raises(CLIError, match=hopeless):
+            enforce(Readability("line", reasons=reasons, hopeless=lines), policy="zero", verb="used", table="t.csv",
+                    folder=".")
+        assert describe_missing(Readability("line", missing={"caption": ("text", lines)}), "used") == [missing]
+
+
+def test_a_folder_output_says_was_for_one_row(table_dir, capsys):
+    broken = _variant(table_dir, "one_broken.csv", lambda f: f.assign(photo=f["photo"].where(f.index != 3, "x.jpg")))
+    assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "one_broken_parts"), "--on-error", "skip",
+                 *RUNTIME]) == 0
+    assert "1 row could not be read and was left out (--on-error skip): line 5 (photo: file" in capsys.readouterr().out

@@ -263,7 +263,8 @@ def test_weighted_fusion_follows_the_weights(encoders, data):
 
 def _text_alone_in_common_space(fusion, texts):
     """What a fitted average / gated fusion makes of texts alone: encoded, scaled, projected, standardised."""
-    block = fusion._scale(fusion.named_transformers_["text"].transform(texts))
+    text = fusion.named_transformers_["text"]
+    block = fusion._scale(text.transform(texts), text)
     return fusion._standardize(fusion._project("text", fusion._center_and_scale("text", block)))
 
 

@@ -271,3 +271,100 @@ def test_the_default_does_not_lose_to_the_frozen_head_where_the_trunk_is_already
     frozen, default = net(train_blocks=0), net(early_stopping=True)
     assert default.score(X[200:], y[200:]) >= frozen.score(X[200:], y[200:]) - 0.01
     assert frozen.blocks_trained_ is False and len(default.validation_loss_curve_) > 0
+
+
+# -- several target columns: the score, and which columns are classes (target_type) -------------------------------
+@pytest.fixture(scope="module")
+def small():
+    X, y = make_multimodal_classification(n_samples=48, image_size=32, random_state=0)
+    return X, y
+
+
+def _small_net(cls, tiny_image_params, **params):
+    """A network that fits in about a second: one image modality, frozen, two epochs."""
+    return cls([("image", ImageEncoder(**tiny_image_params), "image")], train_blocks=0, max_epochs=2,
+               random_state=0, device=DEVICE, **params)
+
+
+def test_the_score_of_several_tasks_is_the_mean_of_their_own_scores(tiny_image_params, small):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    X, y = small
+    Y = pd.DataFrame({"label": y, "value": y * 1.5 + 0.25})
+    net = _small_net(MultimodalNetClassifier, tiny_image_params).fit(X, Y)
+    predicted = net.predict(X)
+    expected = np.mean([accuracy_score(y, predicted[:, 0].astype(int)),
+                        r2_score(Y["value"], predicted[:, 1].astype(float))])
+    assert net.score(X, Y) == pytest.approx(expected) and net.score(X, Y.to_numpy()) == pytest.approx(expected)
+    weights = np.linspace(0.5, 2, len(y))
+    weighted = np.mean([accuracy_score(y, predicted[:, 0].astype(int), sample_weight=weights),
+                        r2_score(Y["value"], predicted[:, 1].astype(float), sample_weight=weights)])
+    assert net.score(X, Y, sample_weight=weights) == pytest.approx(weighted)
+    with pytest.raises(ValueError, match="y has 1 columns"):
+        net.score(X, Y[["label"]])
+    single = _small_net(MultimodalNetClassifier, tiny_image_params).fit(X, y)  # one task: plain accuracy
+    assert single.score(X, y) == accuracy_score(y, single.predict(X))
+
+
+def test_the_regressor_scores_r2_as_scikit_learn_and_the_mean_with_a_class_column(tiny_image_params, small):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    X, y = small
+    Y = np.column_stack([y * 10.0 + 100, y * 1.5 + 0.25])
+    net = _small_net(MultimodalNetRegressor, tiny_image_params).fit(X, Y)
+    assert net.score(X, Y) == pytest.approx(r2_score(Y, net.predict(X)))
+    assert net.fit(X, Y[:, 0]).score(X, Y[:, 0]) == pytest.approx(r2_score(Y[:, 0], net.predict(X)))
+    # target_type="classes" makes a whole-number column a class task, even in a regressor
+    mixed = pd.DataFrame({"label": y.astype(float), "value": Y[:, 1]})
+    net.set_params(target_type={"label": "classes"}).fit(X, mixed)
+    assert [type(coder).__name__ for coder in net._targets.coders] == ["ClassTargets", "RegressionTargets"]
+    predicted = net.predict(X)
+    assert set(predicted[:, 0]) <= {0.0, 1.0, 2.0}
+    expected = np.mean([accuracy_score(y, predicted[:, 0]), r2_score(mixed["value"], predicted[:, 1])])
+    assert net.score(X, mixed) == pytest.approx(expected)
+
+
+def test_target_type_makes_a_whole_number_column_numeric(tiny_image_params, small):
+    X, y = small
+    counts = (y * 2 + np.arange(len(y)) % 3).astype(float)  # whole numbers: classes unless told
+    Y = pd.DataFrame({"label": y, "count": counts})
+    net = _small_net(MultimodalNetClassifier, tiny_image_params).fit(X, Y)
+    assert [type(coder).__name__ for coder in net._targets.coders] == ["ClassTargets", "ClassTargets"]
+    # by column name, by position (a y without names), as a list
+    for target_type, target in (({"count": "continuous"}, Y), ({1: "continuous"}, Y.to_numpy()),
+                                (["auto", "continuous"], Y)):
+        net.set_params(target_type=target_type).fit(X, target)
+        assert [type(coder).__name__ for coder in net._targets.coders] == ["ClassTargets", "RegressionTargets"]
+        values = net.predict(X)[:, 1].astype(float)
+        assert not np.allclose(values, np.round(values))  # a regression head's values, not count classes
+        assert len(net.classes_) == 1 and list(net.classes_[0]) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("target_type, error", [
+    ("numbers", "target_type"),  # the parameter's validation
+    (("auto", "continuous"), "target_type"),
+    (["auto"], "one type per target column"),
+    (["auto", "bogus"], "must be 'auto', 'classes' or 'continuous'"),
+    ({"counts": "continuous"}, "keys"),
+    ({"label": "continuous", "count": "continuous"}, "needs at least one class target column"),
+])
+def test_invalid_target_types_are_refused(target_type, error, tiny_image_params, small):
+    X, y = small
+    Y = pd.DataFrame({"label": y, "count": y * 2.0})
+    with pytest.raises(ValueError, match=error):
+        _small_net(MultimodalNetClassifier, tiny_image_params, target_type=target_type).fit(X, Y)
+
+
+@pytest.mark.parametrize("cls", [MultimodalNetClassifier, MultimodalNetRegressor])
+def test_target_type_is_a_parameter_and_old_pickles_without_it_load(cls, tiny_image_params, small):
+    from sklearn.base import clone
+
+    X, y = small
+    net = _small_net(cls, tiny_image_params)
+    assert net.get_params()["target_type"] == "auto"
+    assert clone(net.set_params(target_type={"label": "classes"})).get_params()["target_type"] == {"label": "classes"}
+    net.set_params(target_type="auto").fit(X, y)
+    del net.target_type  # as networks saved before the parameter existed
+    loaded = pickle.loads(pickle.dumps(net))
+    assert loaded.get_params()["target_type"] == "auto"
+    np.testing.assert_allclose(loaded.predict(X), net.predict(X))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_columns, check_folder_for, check_output,
-                  load_model, read_table, save_model, write_table)
-from ._rows import check_readability, check_target, enforce, plural, warn_if_texts_are_paths
+from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_can_create_in, check_columns, check_folder_for,
+                  check_output, load_model, read_table, save_model, write_table)
+from ._rows import (check_readability, check_target, describe_missing, enforce, folds_for, plural, present,
+                    warn_if_texts_are_paths)
 
 
 def check_device(device):
@@ -55,7 +56,10 @@ def _report_folder(args, output):
     report_folder = Path(args.report) if args.report else output.with_name(output.stem + "_report")
     if report_folder.exists() and not report_folder.is_dir():
         raise CLIError(f"report folder {str(report_folder)!r} is a file")
-    check_folder_for(report_folder / "report.md" if report_folder.is_dir() else report_folder, "report folder")
+    if report_folder.is_dir():  # the files go in it
+        check_can_create_in(report_folder, f"report folder {str(report_folder)!r}")
+    else:  # made in its parent
+        check_folder_for(report_folder, "report folder")
     return report_folder
 
 
@@ -63,11 +67,11 @@ def _labelled_rows(args, notes):
     """The table's rows that have a label, as ``(X, y)``; a note says how many had none."""
     table = read_table(args.table)
     check_columns(table, [args.image_col, args.text_col, args.target], args.table)
-    labelled = table[table[args.target].notna()]
+    labelled = table[present(table[args.target])]  # the one rule of what is missing, labels included
     if len(labelled) < len(table):
         notes.append(f"{plural(len(table) - len(labelled), 'row')} without a label in {args.target!r} left out")
     y = labelled[args.target].to_numpy()
-    check_target(y, args.target, args.cv)  # before any model work
+    check_target(y, args.target)  # before any model work
     return labelled[[args.image_col, args.text_col]], y
 
 
@@ -79,22 +83,22 @@ def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
         found = check_readability(modalities, X, policy=args.on_error)
     note = enforce(found, policy=args.on_error, verb="used", table=args.table, folder=folder)
     usable = found.usable
-    if note:
-        notes.append(note)
+    notes.extend(([note] if note else []) + describe_missing(found, "used"))
     if found.reasons and args.on_error == "skip":
         keep = ~X.index.isin(list(found.reasons))
         X, y, usable = X[keep], y[keep], {column: ok[keep] for column, ok in usable.items()}
-        check_target(y, args.target, args.cv)
+        check_target(y, args.target)
     return X, y, usable
 
 
 def _fit_pipeline(args, image, text):
-    """The model ``skmm fit`` writes: the fusion of both modalities, then the classifier."""
+    """The model ``skmm fit`` writes: the fusion of both modalities, then the classifier ``--help`` names."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
     from .. import ModalityFusion, TorchMLPClassifier
 
+    # As ESTIMATORS in _parser.py says, for --help and the report alike (a test holds them together).
     estimator = (LogisticRegression(max_iter=3000) if args.estimator == "logreg"
                  else TorchMLPClassifier(device=args.device, random_state=0))
     return Pipeline([("fuse", ModalityFusion([("image", image, args.image_col), ("text", text, args.text_col)],
@@ -121,21 +125,21 @@ def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, l
     return baselines
 
 
-def _cross_validation(args, pipeline, encoders, X, y, usable, timings, log, say):
-    """``--cv`` folds of the fused model and of each modality alone, printed; returns ``(fused, baselines)``."""
+def _cross_validation(args, n_folds, pipeline, encoders, X, y, usable, timings, log, say):
+    """``n_folds`` folds of the fused model and of each modality alone, printed; returns ``(fused, baselines)``."""
     from sklearn.model_selection import StratifiedKFold
 
     from ._report import cross_validate
 
-    with _timed(timings, f"cross-validation ({args.cv} folds, fused and baselines)"):
-        folds = list(StratifiedKFold(args.cv, shuffle=True, random_state=0).split(X, y.astype(str)))
+    with _timed(timings, f"cross-validation ({n_folds} folds, fused and baselines)"):
+        folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=0).split(X, y.astype(str)))
         fused = cross_validate(f"{args.fusion} fusion", pipeline, X, y, folds, log)
         baselines = _single_modality_baselines(args, pipeline.named_steps["clf"], encoders, X, y, usable, folds,
                                                log)
-    say(f"{args.cv}-fold CV on {len(X)} rows (accuracy / macro-F1 / weighted F1):")
+    say(f"{n_folds}-fold CV on {plural(len(X), 'row')} (accuracy / macro-F1 / weighted F1):")
     for result in (fused, *baselines):
         say(f"  {result.name:<16} {result.summary('accuracy')}  {result.summary('f1_macro')}  "
-            f"{result.summary('f1_weighted')}" + (f"  ({result.rows} rows)" if result.rows < len(X) else ""))
+            f"{result.summary('f1_weighted')}" + (f"  ({plural(result.rows, 'row')})" if result.rows < len(X) else ""))
     return fused, baselines
 
 
@@ -153,12 +157,14 @@ def fit(args, log, say):
     image, text = make_encoders(args, folder, args.on_error)
     X, y, usable = _usable_rows(args, X, y, [(image, args.image_col), (text, args.text_col)], folder, notes,
                                 timings, log)
+    n_folds, folds_note = folds_for(y, args.target, args.cv)  # on the rows kept, before any model is fitted
+    notes.extend([folds_note] if folds_note else [])
     for note in notes:
         say(note)
     pipeline = _fit_pipeline(args, image, text)
     fused, baselines = None, []
-    if args.cv >= 2:
-        fused, baselines = _cross_validation(args, pipeline, (image, text), X, y, usable, timings, log, say)
+    if n_folds:
+        fused, baselines = _cross_validation(args, n_folds, pipeline, (image, text), X, y, usable, timings, log, say)
     log("fitting on every row")
     with _timed(timings, "final fit"):
         pipeline.fit(X, y)
@@ -166,10 +172,11 @@ def fit(args, log, say):
     say(f"wrote {output}")
     settings = {"table": args.table, "image column": args.image_col, "text column": args.text_col,
                 "target": args.target, "image model": args.image_model, "text model": args.text_model,
-                "fusion": args.fusion, "estimator": repr(pipeline.named_steps["clf"]), "folds": args.cv,
+                "fusion": args.fusion, "estimator": repr(pipeline.named_steps["clf"]), "folds": n_folds,
                 "on error": args.on_error}
     paths = write_report(report_folder, fused=fused, baselines=baselines, X=X, y=y, classes=pipeline.classes_,
-                         settings=settings, timings=timings, notes=notes)
+                         settings=settings, timings=timings, notes=notes,
+                         skipped_because="--cv 0" if args.cv == 0 else "too few rows in a class, see above")
     say(f"wrote the report to {report_folder}/ ({', '.join(p.name for p in paths)})")
 
 
@@ -221,6 +228,7 @@ def predict(args, log, say):
     found = check_readability([(encoder, column) for _, encoder, column in fusion.transformers_], X,
                               policy=args.on_error, fitted=True)
     note = enforce(found, policy=args.on_error, verb="predicted", table=args.table, folder=folder)
+    missing_notes = describe_missing(found, "predicted")
     skipped = set(found.reasons) if args.on_error == "skip" else set()
     good = ~X.index.isin(list(skipped))
     probabilities = np.full((len(X), len(classes)), np.nan)
@@ -235,8 +243,8 @@ def predict(args, log, say):
         out[f"proba_{label}"] = probabilities[:, i]
     if args.on_error == "skip":
         out["reason"] = [found.reasons.get(label, "") if label in skipped else "" for label in X.index]
-    if note:
-        say(note)
+    for line in ([note] if note else []) + missing_notes:
+        say(line)
     write_table(out, output)
     say(f"wrote {plural(int(good.sum()), 'prediction')} for {plural(len(out), 'row')} to {output}")
 
@@ -265,8 +273,8 @@ def embed(args, log, say):
     modalities = [(image, args.image_col), (text, args.text_col)]
     log(f"checking and embedding {len(table)} images ({args.image_col!r}) and texts ({args.text_col!r})")
     found = check_readability(modalities, table, policy=args.on_error)
-    for encoder, column in modalities:  # a missing value cannot be embedded either
-        for label in table.index[table[column].isna()]:
+    for column, (_, labels) in found.missing.items():  # a missing value cannot be embedded either
+        for label in labels:
             found.reasons.setdefault(label, f"{column}: missing value")
     note = enforce(found, policy=args.on_error, verb="embedded", table=args.table, folder=folder, per_row=False)
     if args.on_error == "raise":

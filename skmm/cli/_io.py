@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .._files import atomic_write
+from .._files import atomic_write, check_writable
 
 
 class CLIError(Exception):
@@ -30,16 +29,30 @@ def check_output(path, formats, what):
 
 
 def check_folder_for(path, what):
-    """``path`` can be written: its folder exists and is writable, and it is not itself a folder."""
+    """``path`` can be written: its folder exists and takes a new file, and it is not itself a folder.
+
+    Proven, not guessed from permission bits: the temporary file the atomic
+    writer will need is created there and removed (see ``skmm._files.check_writable``).
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CLIError(f"{what} {str(path)!r}: folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{what} {str(path)!r}: folder {str(folder)!r} is not writable")
     if path.is_dir():
         raise CLIError(f"{what} {str(path)!r} is a folder, not a file")
+    check_can_create_in(folder, f"{what} {str(path)!r}")
     return path
+
+
+def check_can_create_in(folder, named):
+    """A file can be created in ``folder``, proven with the atomic writer's own temporary file (made, removed).
+
+    Else a CLIError that starts with ``named``, the user's path: never the temporary file's.
+    """
+    try:
+        check_writable(Path(folder) / "skmm-output")
+    except OSError as exc:
+        raise CLIError(f"{named}: cannot create a file in folder {str(folder)!r} ({exc.strerror or exc})") from None
 
 
 def read_table(path, raw=False):

@@ -7,7 +7,10 @@ import re
 
 from .._defaults import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_METHODS, ON_ERROR
 
-ESTIMATORS = ("logreg", "mlp")
+# The classifiers of ``skmm fit --estimator``, as the fit builds them and its report prints them (repr): --help
+# names them exactly, settings included. logreg: more iterations than scikit-learn's 100, so that lbfgs has room
+# to converge on a few thousand embedding features; mlp: seeded, so that a rerun gives the same model.
+ESTIMATORS = {"logreg": "LogisticRegression(max_iter=3000)", "mlp": "TorchMLPClassifier(random_state=0)"}
 ON_ERROR_CHOICES = (*ON_ERROR, "skip")
 
 
@@ -106,9 +109,13 @@ def _add_fit_command(commands):
     fit.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(fit, target=True)
     fit.add_argument("--fusion", choices=FUSION_METHODS, default="concat", help="early fusion method")
-    fit.add_argument("--estimator", choices=ESTIMATORS, default="logreg",
-                     help="final classifier: LogisticRegression() or TorchMLPClassifier(), at their defaults")
-    fit.add_argument("--cv", type=_folds, default=5, help="cross-validation folds for the report; 0 skips it")
+    fit.add_argument("--estimator", choices=list(ESTIMATORS), default="logreg",
+                     help="final classifier (every setting not shown at its default): "
+                          + "; ".join(f"{name}: {built}" for name, built in ESTIMATORS.items())
+                          + " on --device")
+    fit.add_argument("--cv", type=_folds, default=5,
+                     help="cross-validation folds for the report; 0 skips it. A class with fewer rows than that "
+                          "lowers them to its count (at least 2, else no cross-validation), and says so")
     fit.add_argument("-o", "--output", required=True,
                      help="model file to write: .skops (safe to load), or .joblib / .pkl (pickle: trusted files only)")
     fit.add_argument("--report", default=None,

@@ -10,8 +10,8 @@ import numpy as np
 
 from .._messages import first_and_more
 from ..encoders import EmbedColumns
-from ._io import CLIError
-from ._rows import plural
+from ._io import CLIError, check_can_create_in
+from ._rows import agree, plural
 
 
 class KeepRows:
@@ -42,6 +42,8 @@ def check_parts_folder(path):
         raise CLIError(f"output {str(path)!r} is a file: give a folder (or a .parquet / .csv file)")
     if not path.parent.is_dir():
         raise CLIError(f"output {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    # The parts go into the folder, which is made in its parent when new: the folder to prove writable.
+    check_can_create_in(path if path.is_dir() else path.parent, f"output {str(path)!r}")
     return path
 
 
@@ -126,4 +128,5 @@ def embed_parts(args, table, encoders, output, log, say):
     for policy, problems in by_policy.items():
         if problems:
             what = "left out (--on-error skip)" if policy == "skip" else f"filled (--on-error {policy})"
-            say(f"{plural(len(problems), 'row')} could not be read and were {what}: {_describe(problems)}")
+            say(f"{plural(len(problems), 'row')} could not be read and {agree(len(problems), 'was', 'were')} "
+                f"{what}: {_describe(problems)}")

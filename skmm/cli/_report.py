@@ -42,15 +42,15 @@ def cross_validate(name, pipeline, X, y, folds, log):
     """Fit a clone of ``pipeline`` per fold (``folds``: index pairs into X), score it, keep its predictions."""
     from sklearn.base import clone
 
-    result = CVResult(name, rows=len(X))
-    predictions, probabilities = np.empty_like(y), None
+    result = CVResult(name, rows=len(X), classes=np.unique(y))
+    predictions, probabilities = np.empty_like(y), np.full((len(X), len(result.classes)), np.nan)
     for i, (train, test) in enumerate(folds, start=1):
         start = time.perf_counter()
         model = clone(pipeline).fit(X.iloc[train], y[train])
         proba = model.predict_proba(X.iloc[test])
-        if probabilities is None:
-            probabilities, result.classes = np.full((len(X), proba.shape[1]), np.nan), model.classes_
-        probabilities[test] = proba
+        # A fold may train without a rare class (a baseline's rows are a subset): that class gets probability 0.
+        probabilities[test] = 0.0
+        probabilities[np.ix_(test, np.searchsorted(result.classes, model.classes_))] = proba
         predictions[test] = model.classes_[proba.argmax(axis=1)]
         result.seconds.append(time.perf_counter() - start)
         for metric in METRICS:
@@ -65,10 +65,11 @@ _FILES = ("report.md", "metrics.json", "per_class.csv", "confusion_matrix.csv", 
           "out_of_fold_predictions.csv")
 
 
-def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, notes):
+def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, notes, skipped_because="--cv 0"):
     """Write ``report.md``, ``metrics.json`` and, with cross-validation, ``per_class.csv``,
     ``confusion_matrix.csv`` / ``.png`` and ``out_of_fold_predictions.csv`` to ``folder`` (replacing what an
-    earlier run wrote there); return the paths written."""
+    earlier run wrote there); return the paths written. ``skipped_because``: why there is no
+    cross-validation, when ``fused`` is None."""
     import pandas as pd
     from sklearn.metrics import classification_report, confusion_matrix
 
@@ -86,7 +87,8 @@ def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, 
              "| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in settings.items()] + [""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     if fused is None:
-        lines += ["Cross-validation skipped (--cv 0): no scores, per-class report or confusion matrix.", ""]
+        lines += [f"Cross-validation skipped ({skipped_because}): no scores, per-class report or confusion matrix.",
+                  ""]
     else:
         results = [fused, *baselines]
         metrics["cross_validation"] = {r.name: {"rows": r.rows, "scores": r.scores, "seconds": r.seconds}

@@ -12,7 +12,13 @@ from ._io import CLIError
 
 
 def plural(count, word):
+    """``"1 row"``, ``"2 rows"``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def agree(count, singular, plural_form):
+    """The word that agrees with ``count`` things: ``agree(1, "has", "have")`` is ``"has"``."""
+    return singular if count == 1 else plural_form
 
 
 @dataclass
@@ -22,7 +28,9 @@ class Readability:
     ``reasons``: row label -> why, for every row with a value that cannot be
     read or with no value at all; ``usable``: per column, the rows whose value
     is there and readable; ``hopeless``: rows with no usable value;
-    ``dead_columns``: columns none of whose values could be read.
+    ``dead_columns``: columns none of whose values could be read;
+    ``missing``: per column, ``(modality, labels)`` of the rows with no value
+    there (None, NaN, an empty or blank field).
     """
 
     index_name: str
@@ -30,13 +38,15 @@ class Readability:
     usable: dict = field(default_factory=dict)
     hopeless: list = field(default_factory=list)
     dead_columns: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
 
     def describe(self, labels=None, limit=5):
         labels = list(self.reasons) if labels is None else list(labels)
         return first_and_more(labels, lambda label: f"{self.index_name} {label} ({self.reasons[label]})", limit=limit)
 
 
-def _present(values):
+def present(values):
+    """Which of ``values`` are there: the library's one rule (``skmm._table.present_mask``)."""
     from .._table import present_mask  # on use: it imports scikit-learn, which `skmm --help` need not wait for
 
     return present_mask(values)
@@ -56,10 +66,11 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
     found = Readability(X.index.name or "row")
     anything = np.zeros(len(X), dtype=bool)
     for encoder, column in encoders_and_columns:  # cheap checks first, over every column
-        present = _present(X[column])
-        anything |= present
-        problems = encoder.check_items(list(X[column][present]))
-        labels = X.index[present]
+        there = present(X[column])
+        anything |= there
+        found.missing[column] = (getattr(encoder, "modality", "value"), list(X.index[~there]))
+        problems = encoder.check_items(list(X[column][there]))
+        labels = X.index[there]
         for position, message in sorted(problems.items()):
             found.reasons.setdefault(labels[position], f"{column}: {message}")
     for label in X.index[~anything]:
@@ -67,11 +78,14 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
     if found.reasons and policy == "raise":
         found.hopeless = list(X.index[~anything])
         return found
-    for encoder, column in encoders_and_columns:
+    # Every model loaded before any column is encoded: a wrong model name fails before minutes of work.
+    probes = [encoder if fitted or not present(X[column]).any()
+              else _loaded(clone(encoder), X[column][present(X[column])], column)
+              for encoder, column in encoders_and_columns]
+    for probe, (_, column) in zip(probes, encoders_and_columns):
         values = X[column]
-        ok = _present(values)
+        ok = present(values)
         if ok.any():
-            probe = encoder if fitted else _loaded(clone(encoder), values[ok], column)
             previous = probe.on_error
             probe.set_params(on_error="nan")  # every item checked, none raising
             try:
@@ -121,10 +135,31 @@ def enforce(found, *, policy, verb, table, folder, per_row=True):
     if policy == "skip":
         return f"{plural(len(found.reasons), 'row')} left out (--on-error skip): {found.describe()}"
     if per_row and found.hopeless:
-        raise CLIError(f"{plural(len(found.hopeless), 'row')} of {table} have no modality that can be read: "
+        raise CLIError(f"{plural(len(found.hopeless), 'row')} of {table} {agree(len(found.hopeless), 'has', 'have')} "
+                       "no modality that can be read: "
                        f"{found.describe(found.hopeless)}. Use --on-error skip to leave them out.")
-    kept = "keep only their other modality" if per_row else f"have {policy}s where a value cannot be read"
-    return f"{plural(len(found.reasons), 'row')} {kept} (--on-error {policy}): {found.describe()}"
+    n = len(found.reasons)
+    kept = (f"{agree(n, 'keeps only its', 'keep only their')} other modality" if per_row
+            else f"{agree(n, 'has', 'have')} {policy}s where a value cannot be read")
+    return f"{plural(n, 'row')} {kept} (--on-error {policy}): {found.describe()}"
+
+
+def describe_missing(found, verb):
+    """One note per column with missing values in rows that are kept: they are used from their other modality.
+
+    ``verb``: what is done with such a row ("used", "predicted"). Rows already
+    in ``found.reasons`` (left out, or an error) are said there, not here.
+    """
+    notes = []
+    for column, (modality, labels) in found.missing.items():
+        labels = [label for label in labels if label not in found.reasons]
+        if labels:
+            n = len(labels)
+            lines = first_and_more(labels, lambda label: f"{found.index_name} {label}", separator=", ")
+            notes.append(f"{plural(n, 'row')} {agree(n, 'has', 'have')} no {modality} in {column!r} (a missing "
+                         f"value: an empty or blank field), {verb} from {agree(n, 'its', 'their')} other "
+                         f"modality: {lines}")
+    return notes
 
 
 def warn_if_texts_are_paths(values, folder, column, say):
@@ -136,15 +171,31 @@ def warn_if_texts_are_paths(values, folder, column, say):
             "text files of unknown encoding).")
 
 
-def check_target(y, target, cv):
-    """At least two classes, and as many rows of each as there are folds: checked before any model work."""
-    classes, counts = np.unique(y.astype(str), return_counts=True)
-    classes = classes.tolist()
+def check_target(y, target):
+    """At least two classes: checked before any model work."""
+    classes = np.unique(y.astype(str)).tolist()
     if len(classes) < 2:
         raise CLIError(f"column {target!r} has a single class ({classes[0]!r}) in its {plural(len(y), 'labelled row')}"
                        ": a classifier needs at least 2")
-    if cv >= 2 and counts.min() < cv:
-        rare = classes[int(np.argmin(counts))]
-        advice = f"use --cv {counts.min()} or fewer" if counts.min() >= 2 else "use --cv 0 to skip cross-validation"
-        raise CLIError(f"--cv {cv}: class {rare!r} of column {target!r} has only "
-                       f"{plural(int(counts.min()), 'labelled row')}, fewer than the folds; {advice}")
+
+
+def folds_for(y, target, cv):
+    """The folds cross-validation can use, as scikit-learn would go on rather than stop: ``(folds, note)``.
+
+    ``cv`` when every class has that many rows; else the most folds the
+    rarest class allows (each fold must hold each class once), at least 2;
+    else 0, no cross-validation. ``note`` says why in one line, None when
+    ``cv`` is used as asked (0 included).
+    """
+    if cv == 0:
+        return 0, None
+    classes, counts = np.unique(y.astype(str), return_counts=True)
+    fewest = int(counts.min())
+    if fewest >= cv:
+        return cv, None
+    why = (f"--cv {cv}: class {str(classes[int(np.argmin(counts))])!r} of column {target!r} has only "
+           f"{plural(fewest, 'labelled row')}")
+    if fewest >= 2:
+        return fewest, f"{why}, so cross-validation uses {fewest} folds (the most it allows)"
+    return 0, (f"{why}, so cross-validation is skipped (it needs 2 rows of every class); the model is still "
+               "fitted on every row")

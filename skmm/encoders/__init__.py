@@ -1,4 +1,4 @@
-"""Encoders: image and text models as scikit-learn transformers.
+"""Encoders: image and text models, and the numbers and categories beside them, as scikit-learn transformers.
 
 ``EmbedColumns`` embeds several columns of a table side by side, each by its
 own encoder (what ``skmm embed`` writes); :mod:`skmm.encoders.trunks` cuts a
@@ -9,6 +9,7 @@ train one.
 from ._base import EncodingError
 from ._columns import EmbedColumns
 from .image import ImageEncoder
+from .tabular import TabularEncoder
 from .text import TextEncoder
 
-__all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "TextEncoder"]
+__all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "TabularEncoder", "TextEncoder"]

@@ -148,10 +148,11 @@ class TextEncoder(BaseEncoder):
     -----
     Texts may be ``str`` or ``bytes`` (decoded as UTF-8 with replacement
     characters, never an error); numbers are converted with ``str``.
-    A missing text (None or NaN) is *not* treated as an empty string: it is a
-    bad item, handled by ``on_error``. Put encoders in a
+    A missing text (None, NaN, or a string that is empty or only whitespace)
+    is a bad item, handled by ``on_error``. Put encoders in a
     :class:`~skmm.ModalityFusion`, which handles rows missing a modality, or
-    fill missing texts explicitly (``df["text"].fillna("")``).
+    fill missing texts with a placeholder of your choice
+    (``df["text"].fillna("no text")``).
 
     Attributes
     ----------

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._compat import network_architecture
+from .._compat import network_architecture, upgrade_net_state
 from .._composition import TriplesComposition
 from .._training import TRAINING_CONSTRAINTS
 from .._table import as_frame, present_mask, reject_rows_without_a_modality
@@ -36,13 +36,15 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         "augment": ["boolean"],
         "n_views": [Interval(Integral, 1, None, closed="left")],
         "task_weights": ["array-like", None],
+        # Each value of a list or dict is checked against the target's columns in fit (TaskTargets).
+        "target_type": [StrOptions({"auto", "classes", "continuous"}), list, dict],
     }
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
                  dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
                  warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, random_state=None,
-                 device="auto", verbose=0):
+                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, target_type="auto",
+                 random_state=None, device="auto", verbose=0):
         self.modalities = modalities
         self.fusion = fusion
         self.train_blocks = train_blocks
@@ -63,6 +65,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         self.augment = augment
         self.n_views = n_views
         self.task_weights = task_weights
+        self.target_type = target_type
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -220,6 +223,9 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         return self._targets.decode(self._outputs(X))
 
     # -- persistence: only the trained weights; the frozen parts reload from their names --------
+    def _upgraded_state(self, state):
+        return upgrade_net_state(super()._upgraded_state(state))
+
     def _load_device_bound(self, saved):
         if "network_" not in saved:
             return

@@ -6,10 +6,11 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._targets import TaskTargets
 from ._net_base import _BaseMultimodalNet
-from ._targets import TaskTargets
 
 _PARAMETERS = """
     modalities : list of (str, encoder, str) tuples
@@ -68,6 +69,15 @@ _PARAMETERS = """
     n_views : int, default=4
     task_weights : array-like of shape (n_tasks,), optional
         Weights of the tasks' losses (default: equal).
+    target_type : {"auto", "classes", "continuous"}, list or dict, default="auto"
+        Whether a target column is a class task (cross-entropy) or a numeric
+        one (squared error). ``"auto"``: for the classifier, a column of
+        non-integer numbers is numeric and any other (labels, integers,
+        whole-number floats such as counts or ratings) holds classes, as
+        :func:`~sklearn.utils.multiclass.type_of_target` decides; for the
+        regressor, every column is numeric. A list gives one type per column;
+        a dict the types of some columns (the others ``"auto"``), keyed by
+        column name when ``y`` is a DataFrame, else by position.
     random_state : int, RandomState instance or None, default=None
     device : str, default="auto"
         Where the network trains; predictions run in float64 there (on the
@@ -118,8 +128,9 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
     Each modality's backbone is cut below its top ``train_blocks`` blocks; the
     frozen trunk runs once per item, the top blocks train (at
     ``backbone_learning_rate``) with the fusion and one head per target
-    column (cross-entropy; a column of non-integer numbers is a regression
-    task, squared error), the losses summed with ``task_weights``.
+    column (cross-entropy; a column of non-integer numbers, or one
+    ``target_type`` declares ``"continuous"``, is a regression task, squared
+    error), the losses summed with ``task_weights``.
 
     Parameters
     ----------{_PARAMETERS}
@@ -153,21 +164,22 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
                  dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
                  warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, class_weight=None,
-                 label_smoothing=0.0, random_state=None, device="auto", verbose=0):
+                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, target_type="auto",
+                 class_weight=None, label_smoothing=0.0, random_state=None, device="auto", verbose=0):
         super().__init__(
             modalities, fusion=fusion, train_blocks=train_blocks, fusion_width=fusion_width,
             hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, optimizer=optimizer, learning_rate=learning_rate,
             backbone_learning_rate=backbone_learning_rate, weight_decay=weight_decay, warmup=warmup,
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol, augment=augment,
-            n_views=n_views, task_weights=task_weights, random_state=random_state, device=device, verbose=verbose)
+            n_views=n_views, task_weights=task_weights, target_type=target_type, random_state=random_state,
+            device=device, verbose=verbose)
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
 
     def _target_coder(self):
         return TaskTargets(regression=False, class_weight=self.class_weight, label_smoothing=self.label_smoothing,
-                           task_weights=self.task_weights)
+                           task_weights=self.task_weights, target_type=self.target_type)
 
     def fit(self, X, y):
         super().fit(X, y)
@@ -203,24 +215,36 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
         -------
         y : ndarray
         """
-        columns = self._predicted_columns(X)
-        if self._targets.one_d:
-            return columns[0]
-        mixed = len({column.dtype.kind for column in columns}) > 1
-        return np.column_stack([c.astype(object) if mixed else c for c in columns])
+        return _stacked(self._targets, self._predicted_columns(X))
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy; with several tasks, the share of rows whose every task is right (as MultiOutputClassifier)."""
+        """The mean over the tasks of each task's score: accuracy for a class column, R² for a numeric one.
+
+        With one task, the accuracy, as for any scikit-learn classifier.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            The true labels (and values, for numeric tasks).
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
         if np.ndim(y) == 1:
             return super().score(X, y, sample_weight)
-        return float(np.average(np.all(self.predict(X) == np.asarray(y), axis=1), weights=sample_weight))
+        predicted = self._predicted_columns(X)
+        return _mean_task_score(self._targets, predicted, y, sample_weight)
 
 
 class MultimodalNetRegressor(RegressorMixin, _BaseMultimodalNet):
     __doc__ = f"""One network on an image + text table, trained end to end for numeric targets (squared error).
 
     As :class:`MultimodalNetClassifier`, with a regression head per target
-    column (targets standardised inside).
+    column (targets standardised inside), or a class head for a column
+    ``target_type`` declares ``"classes"``.
 
     Parameters
     ----------{_PARAMETERS}
@@ -233,14 +257,67 @@ class MultimodalNetRegressor(RegressorMixin, _BaseMultimodalNet):
     # The parameters are exactly the shared ones: the base class's __init__ is this estimator's.
 
     def _target_coder(self):
-        return TaskTargets(regression=True, task_weights=self.task_weights)
+        return TaskTargets(regression=True, task_weights=self.task_weights, target_type=self.target_type)
 
     def predict(self, X):
-        """Predicted values: shape (n_samples,) or (n_samples, n_targets), for the table ``X``."""
-        columns = self._predicted_columns(X)
-        return columns[0] if self._targets.one_d else np.column_stack(columns)
+        """Predicted values (and labels, for class tasks): shape (n_samples,) or (n_samples, n_targets).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+
+        Returns
+        -------
+        y : ndarray
+        """
+        return _stacked(self._targets, self._predicted_columns(X))
+
+    def score(self, X, y, sample_weight=None):
+        """R², averaged over the target columns; with class columns, the mean over the tasks of R² and accuracy.
+
+        Without class columns, the score of any scikit-learn regressor
+        (``r2_score``, the outputs' R² averaged uniformly).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_fitted()
+        if not any(self._targets.is_classification(j) for j in range(len(self._targets.coders))):
+            return super().score(X, y, sample_weight)
+        predicted = self._predicted_columns(X)
+        return _mean_task_score(self._targets, predicted, y, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _stacked(targets, columns):
+    """One task's predictions, or the tasks' side by side (as objects where labels and numbers mix)."""
+    if targets.one_d:
+        return columns[0]
+    mixed = len({column.dtype.kind for column in columns}) > 1
+    return np.column_stack([c.astype(object) if mixed else c for c in columns])
+
+
+def _mean_task_score(targets, predicted, y, sample_weight):
+    """The mean over the tasks of each one's score: accuracy for class columns, R² for numeric ones."""
+    truths = targets._columns(y)
+    if len(truths) != len(predicted):
+        raise ValueError(f"y has {len(truths)} columns; the network was fitted on {len(predicted)} target columns")
+    scores = []
+    for j, (column, truth) in enumerate(zip(predicted, truths)):
+        if targets.is_classification(j):  # compared as objects: labels may be read as numbers or strings
+            right = np.asarray(column, dtype=object) == np.asarray(truth, dtype=object)
+            scores.append(np.average(right, weights=sample_weight))
+        else:
+            scores.append(r2_score(np.asarray(truth, dtype=np.float64), column, sample_weight=sample_weight))
+    return float(np.mean(scores))

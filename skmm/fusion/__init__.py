@@ -16,7 +16,7 @@ _MAKE_FUSION_CONSTRAINTS = {name: constraints for name, constraints in ModalityF
 
 @validate_params(_MAKE_FUSION_CONSTRAINTS, prefer_skip_nested_validation=True)
 def make_fusion(*transformers, method="concat", weights=None, n_components=None, alignment="auto",
-                normalize=True, add_indicator="auto", target_type="auto"):
+                normalize="auto", add_indicator="auto", target_type="auto"):
     """Build a :class:`ModalityFusion` from ``(transformer, column)`` pairs.
 
     Modality names are the column names (like

@@ -29,7 +29,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from .._messages import caller_stacklevel
 from .._registry import in_process_memo
-from .._targets import target_coding
+from .._target_kind import target_coding
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 

@@ -6,7 +6,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import clone
 
+from .._inputs import row_name
+from .._messages import first_and_more
 from .._table import present_mask, reject_rows_without_a_modality
+from ..encoders import EncodingError
 
 
 def dense(Z):
@@ -49,12 +52,15 @@ def encode_modalities(triples, columns, masks, fitting, y=None):
     """
     blocks, used = [], []
     for m, ((name, transformer, column), values, mask) in enumerate(zip(triples, columns, masks)):
-        if fitting:
-            transformer = clone(transformer)
-            y_present = None if y is None else np.asarray(y)[mask]
-            block = _fit_encode(transformer, values[mask], y_present)
-        else:
-            block = _encode_present(transformer, values[mask]) if mask.any() else np.zeros((0, 0))
+        try:
+            if fitting:
+                transformer = clone(transformer)
+                y_present = None if y is None else np.asarray(y)[mask]
+                block = _fit_encode(transformer, values[mask], y_present)
+            else:
+                block = _encode_present(transformer, values[mask]) if mask.any() else np.zeros((0, 0))
+        except (ValueError, TypeError) as error:
+            raise _naming_the_modality(error, name, column) from error
         if isinstance(block, tuple):  # an skmm encoder that keeps going: its failed items count as missing
             block, failed = block
             masks[m] = mask.copy()
@@ -64,8 +70,37 @@ def encode_modalities(triples, columns, masks, fitting, y=None):
                 raise ValueError(f"modality {name!r} (column {column!r}) has no value that could be read in any "
                                  "row (for image paths: are they relative to the working directory, or to root=?)")
         blocks.append(dense(block))
+        _check_finite(blocks[-1], name, column, transformer, values.index[masks[m]])
         used.append((name, transformer, column))
     return blocks, masks, used
+
+
+def _naming_the_modality(error, name, column):
+    """``error`` (a transformer's own) with the modality and its column(s) in front; skmm's errors name them."""
+    if isinstance(error, EncodingError):
+        return error
+    hint = ""
+    if isinstance(column, str) and ("2-dimensional" in str(error) or "2D array" in str(error)):
+        hint = (f" A transformer that needs a table (a scikit-learn scaler, encoder or imputer) reads a list of "
+                f"columns: ({name!r}, transformer, [{column!r}]).")
+    try:
+        return type(error)(f"modality {name!r} (column {column!r}): {error}{hint}")
+    except Exception:  # an exception type whose constructor takes something else: keep it, with a note
+        error.add_note(f"raised by the transformer of modality {name!r} (column {column!r}){hint}")
+        return error
+
+
+def _check_finite(block, name, column, transformer, index):
+    """A block with NaN or infinite values names its modality, column(s) and rows, and what to do."""
+    if block.size == 0 or np.isfinite(block).all():
+        return
+    rows = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    raise ValueError(
+        f"modality {name!r} (column {column!r}): {type(transformer).__name__} gave NaN or infinite values for "
+        f"{len(rows)} row(s) ({first_and_more(rows, lambda p: row_name(index, p), separator=', ')}). Missing "
+        "values inside a modality must be imputed: skmm.encoders.TabularEncoder does for numbers and "
+        "categories (or put a sklearn.impute.SimpleImputer first in the branch's pipeline); a row whose "
+        "modality is missing altogether (None / NaN in its column) is handled as a missing modality.")
 
 
 def _tolerant(transformer):
@@ -112,3 +147,32 @@ def weighted_mean(space, masks, weights):
     total = row_weights.sum(axis=1, keepdims=True)
     row_weights = np.divide(row_weights, total, out=np.zeros_like(row_weights), where=total > 0)
     return sum(row_weights[:, [m]] * block for m, block in enumerate(space)).astype(np.float32)
+
+
+def check_target_given(method, weights, alignment, y):
+    """Before any encoding: what the fusion learns from ``y`` needs ``y``."""
+    if y is not None or method == "concat":
+        return
+    if method == "gated":
+        raise ValueError("method='gated' learns its gate from the target: fit needs y")
+    if method == "weighted" and weights is None:
+        raise ValueError("method='weighted' without weights learns them from the target: fit needs y "
+                         "(or pass weights={modality: weight, ...})")
+    if alignment == "supervised":
+        raise ValueError("alignment='supervised' learns the common space from the target: fit needs y "
+                         "(or use alignment='cca' / 'pca')")
+
+
+def concatenate(blocks, masks, widths, fill_values, indicator):
+    """The blocks side by side, full height: a missing modality's rows hold its fill values; with
+    ``indicator``, a presence column per modality after them."""
+    parts = []
+    for block, mask, width, fill in zip(blocks, masks, widths, fill_values):
+        full = np.empty((len(mask), width), dtype=np.float32)
+        full[~mask] = fill
+        if mask.any():
+            full[mask] = block
+        parts.append(full)
+    if indicator:
+        parts.append(np.column_stack(masks).astype(np.float32))
+    return np.hstack(parts)

@@ -6,6 +6,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import TransformerMixin, _fit_context
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -14,8 +15,10 @@ from .._compat import upgrade_fusion_state
 from .._composition import TriplesComposition
 from .._defaults import FUSION_METHODS
 from .._table import as_frame, reject_rows_without_a_modality
+from ..encoders import ImageEncoder, TextEncoder
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
-from ._blocks import block_spread, check_weights, encode_modalities, expand, read_modalities, weighted_mean
+from ._blocks import (block_spread, check_target_given, check_weights, concatenate, encode_modalities, expand,
+                      read_modalities, weighted_mean)
 from ._gating import ModalityGate
 
 ALIGNMENTS = ("auto", "supervised", "cca", "pca")
@@ -36,10 +39,10 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
     - ``"gated"``: a weighted mean whose weights a softmax gate learns per
       row from ``y``, so each row can lean on the modality informative for it.
 
-    Scale: each block is L2-normalised per row, then centred on its training
-    mean at unit total variance; the output of average, weighted and gated
-    fusion is standardised per column. Default-regularised estimators fit
-    both well (see the user guide for why, with figures).
+    Scale: each embedding block is L2-normalised per row (``normalize``),
+    then every block is centred on its training mean at unit total variance;
+    the output of average, weighted and gated fusion is standardised per
+    column. Default-regularised estimators fit both well (see the user guide).
 
     Alignment: average, weighted and gated fusion need one space whose axes
     mean the same thing in every modality. ``"supervised"``: per modality, a
@@ -48,9 +51,10 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
     ``fit_transform`` sees it is cross-fitted (5 folds), as
     :class:`~sklearn.preprocessing.TargetEncoder` does, so
     ``fit(X, y).transform(X)`` differs from ``fit_transform(X, y)``.
-    ``"cca"`` (two modalities, unsupervised): a regularised CCA. ``"pca"``:
-    each block by its own PCA. ``"auto"``: supervised when ``fit`` gets
-    ``y``, else CCA (PCA for other than two modalities).
+    ``"cca"`` (two modalities, unsupervised): a regularised CCA; an error for
+    another number of modalities. ``"pca"``: each block by its own PCA.
+    ``"auto"``: supervised when ``fit`` gets ``y``, else CCA for two
+    modalities and PCA for any other number.
 
     Missing modalities: a None / NaN value, or an item that an skmm encoder
     with ``on_error="zero"`` / ``"nan"`` cannot read, is absent. Average,
@@ -79,8 +83,12 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         column per target column (class).
     alignment : {"auto", "supervised", "cca", "pca"}, default="auto"
         How average / weighted / gated fusion maps the blocks into one space.
-    normalize : bool, default=True
-        L2-normalise each modality block per row.
+    normalize : bool or "auto", default="auto"
+        L2-normalise each modality block per row. ``"auto"``: the blocks of
+        skmm's embedding encoders (:class:`~skmm.ImageEncoder`,
+        :class:`~skmm.TextEncoder`, also as a pipeline's last step), whose
+        direction is their meaning; any other transformer's block (numbers
+        and categories, TF-IDF...) is left as it comes.
     add_indicator : bool or "auto", default="auto"
         For concatenation, add a presence column per modality: ``"auto"``
         does so when values were missing during ``fit``.
@@ -103,7 +111,8 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
     n_components_ : int
         Width of each block in the common space (average / weighted / gated).
     weights_ : ndarray of shape (n_modalities,)
-        The modality weights used (given, learned, or equal).
+        The modality weights used (given, learned, or equal), in the order
+        of ``transformers_``; ``modality_weights_`` gives them by name.
     gate_ : ModalityGate or None
         The learned gate (``method="gated"``): ``gate_.weights(blocks, present)``
         gives each row's modality weights.
@@ -154,13 +163,13 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         "weights": [dict, "array-like", None],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "alignment": [StrOptions(set(ALIGNMENTS))],
-        "normalize": ["boolean"],
+        "normalize": ["boolean", StrOptions({"auto"})],
         "add_indicator": [StrOptions({"auto"}), "boolean"],
         "target_type": [StrOptions({"auto", "continuous", "classes"})],
     }
 
     def __init__(self, transformers, *, method="concat", weights=None, n_components=None, alignment="auto",
-                 normalize=True, add_indicator="auto", target_type="auto"):
+                 normalize="auto", add_indicator="auto", target_type="auto"):
         self.transformers = transformers
         self.method = method
         self.weights = weights
@@ -187,8 +196,8 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
             self._remember_columns(frame)
         columns, masks = read_modalities(frame, triples, fitting)
         blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
-        for position, (name, _, _) in enumerate(fitted):
-            block = self._scale(blocks[position])
+        for position, (name, transformer, _) in enumerate(fitted):
+            block = self._scale(blocks[position], transformer)
             if fitting:
                 self.block_means_[name], self.block_scales_[name] = block_spread(block)
             blocks[position] = self._center_and_scale(name, block)
@@ -231,7 +240,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         -------
         features : ndarray of shape (n_samples, n_features_out)
         """
-        self._check_target_given(y)  # before any encoding is spent
+        check_target_given(self.method, self.weights, self.alignment, y)  # before any encoding is spent
         self.block_means_, self.block_scales_ = {}, {}
         blocks, masks, self.transformers_ = self._encode(X, self._active_transformers(), fitting=True, y=y)
         names = [name for name, _, _ in self.transformers_]
@@ -285,33 +294,30 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
                 else np.zeros((len(mask), self.n_components_), dtype=np.float32)
                 for (name, _, _), block, mask in zip(self.transformers_, blocks, masks)]
 
-    def _check_target_given(self, y):
-        if y is not None or self.method == "concat":
-            return
-        if self.method == "gated":
-            raise ValueError("method='gated' learns its gate from the target: fit needs y")
-        if self.method == "weighted" and self.weights is None:
-            raise ValueError("method='weighted' without weights learns them from the target: fit needs y "
-                             "(or pass weights={modality: weight, ...})")
-        if self.alignment == "supervised":
-            raise ValueError("alignment='supervised' learns the common space from the target: fit needs y "
-                             "(or use alignment='cca' / 'pca')")
-
     def _fit_common_space(self, blocks, masks, y):
         """Fit the alignment; return each modality's training rows in the common space (full height)."""
-        alignment = self.alignment
-        if alignment == "auto":
-            alignment = "supervised" if y is not None else "cca"
         names = list(self.block_widths_)
+        alignment = self.alignment
+        if alignment == "auto":  # CCA pairs two spaces: for another number of modalities, each its own PCA
+            alignment = "supervised" if y is not None else ("cca" if len(names) == 2 else "pca")
+        elif alignment == "cca" and len(names) != 2:
+            raise ValueError(f"alignment='cca' aligns two modalities, and this fusion has {len(names)} ({names}): "
+                             "use alignment='supervised' (with y) or 'pca'")
         self.alignment_, self.projections_, self.n_components_, cross_fitted = fit_common_space(
             names, blocks, masks, y, alignment=alignment, n_components=self.n_components, target_type=self.target_type)
         if cross_fitted is not None:  # supervised: the training rows' evidence, each from a model blind to it
             return [expand(block, mask) for block, mask in zip(cross_fitted, masks)]
         return self._to_common_space(blocks, masks)
 
-    def _scale(self, block):
-        """Each modality block is L2-normalised per row once, as it leaves its encoder."""
-        return l2_normalize(block) if self.normalize and block.size else block
+    def _scale(self, block, transformer):
+        """An embedding block is L2-normalised per row once, as it leaves its encoder (see ``normalize``)."""
+        return l2_normalize(block) if self._normalizes(transformer) and block.size else block
+
+    def _normalizes(self, transformer):
+        if self.normalize != "auto":
+            return bool(self.normalize)
+        last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+        return isinstance(last, (ImageEncoder, TextEncoder))
 
     def _center_and_scale(self, name, block):
         """A block centred on its training mean, at unit total variance (rows 1 away from the mean on average).
@@ -339,20 +345,12 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         elif name in self.projections_:
             block = self.projections_[name].transform(block)
         if self.alignment_ is not None or name in self.projections_:
-            block = self._scale(block)  # unsupervised spaces: normalised again
+            block = self._scale(block, self.named_transformers_[name])  # unsupervised spaces: normalised again
         return block.astype(np.float32, copy=False)
 
     def _concat(self, blocks, masks):
-        parts = []
-        for (name, _, _), block, mask in zip(self.transformers_, blocks, masks):
-            full = np.empty((len(mask), self.block_widths_[name]), dtype=np.float32)
-            full[~mask] = self.fill_values_[name]
-            if mask.any():
-                full[mask] = block
-            parts.append(full)
-        if self.indicator_:
-            parts.append(np.column_stack(masks).astype(np.float32))
-        return np.hstack(parts)
+        return concatenate(blocks, masks, [self.block_widths_[name] for name, _, _ in self.transformers_],
+                           [self.fill_values_[name] for name, _, _ in self.transformers_], self.indicator_)
 
     def _combine(self, space, masks):
         """Average (weighted, or gated per row) of the common-space blocks over the modalities present."""
@@ -364,6 +362,12 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         if self.output_mean_ is None:  # saved without output statistics (see skmm._compat): passed as it is
             return fused
         return ((fused - self.output_mean_) / self.output_scale_).astype(np.float32)
+
+    @property
+    def modality_weights_(self):
+        """``weights_`` by modality name: ``{name: weight}``."""
+        check_is_fitted(self, "weights_")
+        return {name: float(weight) for (name, _, _), weight in zip(self.transformers_, self.weights_)}
 
     @property
     def named_transformers_(self):

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
 
-from .._targets import ClassTargets, RegressionTargets, target_kind
+from .._target_kind import target_kind
+from .._targets import ClassTargets, RegressionTargets
 from .._training import History, Trainer
 
 
