@@ -65,8 +65,8 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
 
     found = Readability(X.index.name or "row")
     anything = np.zeros(len(X), dtype=bool)
-    for encoder, column in encoders_and_columns:  # cheap checks first, over every column
-        there = present(X[column])
+    masks = [present(X[column]) for _, column in encoders_and_columns]  # once: each pass below reads them
+    for (encoder, column), there in zip(encoders_and_columns, masks):  # cheap checks first, over every column
         anything |= there
         found.missing[column] = (getattr(encoder, "modality", "value"), list(X.index[~there]))
         problems = encoder.check_items(list(X[column][there]))
@@ -79,12 +79,11 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
         found.hopeless = list(X.index[~anything])
         return found
     # Every model loaded before any column is encoded: a wrong model name fails before minutes of work.
-    probes = [encoder if fitted or not present(X[column]).any()
-              else _loaded(clone(encoder), X[column][present(X[column])], column)
-              for encoder, column in encoders_and_columns]
-    for probe, (_, column) in zip(probes, encoders_and_columns):
+    probes = [encoder if fitted or not there.any() else _loaded(clone(encoder), X[column][there], column)
+              for (encoder, column), there in zip(encoders_and_columns, masks)]
+    for probe, (_, column), there in zip(probes, encoders_and_columns, masks):
         values = X[column]
-        ok = present(values)
+        ok = there.copy()  # narrowed below to the items that could be read
         if ok.any():
             previous = probe.on_error
             probe.set_params(on_error="nan")  # every item checked, none raising
