@@ -14,6 +14,8 @@ _compat.install_moved_modules()  # files saved by older versions name module pat
 
 _WHERE = {
     "EncodingError": ".encoders",
+    "ModelNotFoundError": ".encoders",
+    "WeightsUnavailableError": ".encoders",
     "ImageEncoder": ".encoders",
     "TabularEncoder": ".encoders",
     "TextEncoder": ".encoders",

@@ -107,8 +107,13 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
 
 def _loaded(encoder, values, column):
     """``encoder`` fitted (its model loaded), or one clear error that names the model."""
+    from ..encoders import ModelNotFoundError, WeightsUnavailableError
+
     try:
         return encoder.fit(values)
+    except (ModelNotFoundError, WeightsUnavailableError) as exc:  # their message names the fix
+        raise CLIError(f"could not load the {encoder.modality} model {encoder.model!r} for column {column!r}: "
+                       f"{exc}") from None
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
         raise CLIError(f"could not load the {encoder.modality} model {encoder.model!r} for column {column!r} "
                        f"({type(exc).__name__}: {exc}); a model not shipped with skmm is downloaded on first use: "

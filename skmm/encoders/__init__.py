@@ -8,8 +8,10 @@ train one.
 
 from ._base import EncodingError
 from ._columns import EmbedColumns
+from ._model_names import ModelNotFoundError, WeightsUnavailableError
 from .image import ImageEncoder
 from .tabular import TabularEncoder
 from .text import TextEncoder
 
-__all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "TabularEncoder", "TextEncoder"]
+__all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "ModelNotFoundError", "TabularEncoder", "TextEncoder",
+           "WeightsUnavailableError"]

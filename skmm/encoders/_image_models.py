@@ -4,12 +4,14 @@ A name resolves in this order: ``"skmm:..."`` (weights shipped in a pip
 package, no network), ``"torchvision:NAME"`` / ``"timm:NAME"``, then a bare
 name, tried as a torchvision classification model and then as a timm model.
 ``weights="DEFAULT"`` loads the library's pretrained weights through its own
-download and cache path; ``None`` keeps a (seeded, so repeatable) random
+download and cache path (from the cache alone when the host does not answer:
+see ``_model_names``); ``None`` keeps a (seeded, so repeatable) random
 initialisation; a file path loads a state dict with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -17,6 +19,8 @@ import torch
 from torch import nn
 
 from .._defaults import DEFAULT_IMAGE_MODEL  # noqa: F401  (re-exported)
+from .._messages import first_and_more
+from ._model_names import IMAGE_OFFLINE_HINT, ModelNotFoundError, hub_files, unknown_model, url_weights
 
 _OFFLINE_MODELS = {"efficientnet_lite0": "tf_efficientnet_lite0"}
 _RANDOM_INIT_SEED = 0
@@ -52,7 +56,13 @@ def is_named_weights(weights):
 
 
 def resolve_source(model):
-    """Return ``(library, name)`` for a model string."""
+    """Return ``(library, name)`` for a model string.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``model`` names no model of its library (a ``ValueError``); the message gives the closest names.
+    """
     if not isinstance(model, str) or not model:
         raise TypeError(f"model must be a non-empty string, got {model!r}")
     library, sep, name = model.partition(":")
@@ -60,19 +70,57 @@ def resolve_source(model):
         if library not in ("skmm", "torchvision", "timm"):
             raise ValueError(f"unknown model library {library!r} in {model!r}; use skmm:, torchvision: or timm:")
         if library == "skmm" and name not in _OFFLINE_MODELS:
-            raise ValueError(f"unknown offline model {model!r}; skmm ships {sorted('skmm:' + k for k in _OFFLINE_MODELS)}")
+            raise unknown_model(f"unknown offline model {model!r}; skmm ships "
+                                f"{sorted('skmm:' + k for k in _OFFLINE_MODELS)}", model, name, _OFFLINE_MODELS,
+                                prefix="skmm:")
+        if library == "timm":
+            _check_timm_name(model, name)
+        elif library == "torchvision":
+            _check_torchvision_name(model, name)
         return library, name
     import timm
     import torchvision
 
-    if model in torchvision.models.list_models(module=torchvision.models):
+    classification = torchvision.models.list_models(module=torchvision.models)
+    if model in classification:
         return "torchvision", model
     if timm.is_model(model):
+        _check_timm_name(model, model)  # a pretrained tag (name.tag) must exist too
         return "timm", model
-    raise ValueError(
-        f"{model!r} is neither a torchvision classification model nor a timm model "
-        "(see torchvision.models.list_models() and timm.list_models())."
-    )
+    raise unknown_model(f"image model {model!r} is neither a torchvision classification model nor a timm model",
+                        model, model, [*classification, *timm.list_models()],
+                        listing="torchvision.models.list_models() and timm.list_models()")
+
+
+def _check_timm_name(model, name):
+    """Raise :class:`ModelNotFoundError` unless timm knows ``name`` (and its pretrained tag, if it has one)."""
+    import timm
+    from timm.models import split_model_name_tag
+
+    if ":" in name:  # "hf-hub:org/repo", "local-dir:path": found where timm looks, not in its registry
+        return
+    architecture, tag = split_model_name_tag(name)
+    if not timm.is_model(architecture):
+        raise unknown_model(f"image model {model!r} does not exist: timm has no model {architecture!r}",
+                            model, architecture, timm.list_models(), prefix=model[:-len(name)],
+                            listing="timm.list_models()")
+    known = timm.list_pretrained(f"{architecture}.*") if tag else ()
+    if tag and name not in known:
+        # An architecture has a few tags: all of them are the suggestions, not only the close ones.
+        suggestions = [model[:-len(name)] + n for n in known]
+        listed = first_and_more(suggestions, repr, limit=8, separator=", ") or "none"
+        raise ModelNotFoundError(f"image model {model!r} does not exist: timm has no pretrained tag {tag!r} for "
+                                 f"{architecture!r} (its pretrained names: {listed})", model=model,
+                                 suggestions=suggestions)
+
+
+def _check_torchvision_name(model, name):
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise unknown_model(f"image model {model!r} does not exist: torchvision has no model {name!r}", model, name,
+                            torchvision.models.list_models(), prefix=model[:-len(name)],
+                            listing="torchvision.models.list_models()")
 
 
 def _load_state_dict_file(path):
@@ -91,7 +139,7 @@ def _load_ordered(module, state):
     module.load_state_dict({k: s for (k, _), s in zip(targets, sources)}, strict=False)
 
 
-def _offline_efficientnet_lite0(weights, head):
+def _offline_efficientnet_lite0(name, weights, head, label):
     import timm
 
     model = timm.create_model(_OFFLINE_MODELS["efficientnet_lite0"], pretrained=False)
@@ -108,15 +156,34 @@ def _offline_efficientnet_lite0(weights, head):
     return model, _timm_data_config(model)
 
 
-def _timm_model(name, weights, head):
+def _timm_model(name, weights, head, label):
     import timm
 
-    model = timm.create_model(name, pretrained=weights == "DEFAULT")
+    with _timm_downloads(name, weights == "DEFAULT", label):
+        model = timm.create_model(name, pretrained=weights == "DEFAULT")
     if weights not in (None, "DEFAULT"):
         model.load_state_dict(_load_state_dict_file(weights))
     if not head:
         model.reset_classifier(0)
     return model, _timm_data_config(model)
+
+
+def _timm_downloads(name, pretrained, label):
+    """Where ``timm.create_model`` will download from, guarded (see :mod:`._model_names`); ``label``: the
+    model as the user named it."""
+    from timm.models import get_pretrained_cfg
+
+    what = f"the pretrained weights of image model {label!r}"
+    how = (f"To run offline, load it once on a machine that is online (timm.create_model({name!r}, "
+           f"pretrained=True)) and copy its Hugging Face cache here (or point HF_HOME at a copy), {IMAGE_OFFLINE_HINT}")
+    if ":" in name:  # "hf-hub:org/repo": even its architecture comes from the hub
+        return hub_files(label, f"the files of image model {label!r}", how)
+    config = get_pretrained_cfg(name) if pretrained else None
+    if config is not None and config.hf_hub_id:
+        return hub_files(label, what, how)
+    if config is not None and config.url:
+        return url_weights(label, config.url)
+    return contextlib.nullcontext()
 
 
 def _timm_data_config(model):
@@ -134,11 +201,13 @@ def _timm_data_config(model):
     )
 
 
-def _torchvision_model(name, weights, head):
+def _torchvision_model(name, weights, head, label):
     import torchvision
 
     weights_enum = torchvision.models.get_model_weights(name).DEFAULT
-    model = torchvision.models.get_model(name, weights=weights_enum if weights == "DEFAULT" else None)
+    pretrained = weights == "DEFAULT"
+    with url_weights(label, weights_enum.url) if pretrained else contextlib.nullcontext():
+        model = torchvision.models.get_model(name, weights=weights_enum if pretrained else None)
     if weights not in (None, "DEFAULT"):
         model.load_state_dict(_load_state_dict_file(weights))
     if not head:
@@ -172,17 +241,25 @@ def create_image_model(model, weights="DEFAULT", *, head=False):
     With ``head=False`` the classifier is removed and the model returns the
     pooled penultimate features. Random initialisation is seeded, so two
     processes build the same random model.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``model`` names no model (a ``ValueError``), before anything is loaded.
+    WeightsUnavailableError
+        The pretrained weights are neither cached nor downloadable now (an
+        ``OSError``); without network it fails within seconds, naming how to
+        provide them offline.
     """
     if weights not in (None, "DEFAULT") and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be 'DEFAULT', None or a file path, got {weights!r}")
     if weights not in (None, "DEFAULT") and not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file {weights!r} does not exist")
     library, name = resolve_source(model)
-    builder = {"skmm": lambda n, w, h: _offline_efficientnet_lite0(w, h), "timm": _timm_model,
-               "torchvision": _torchvision_model}[library]
+    builder = {"skmm": _offline_efficientnet_lite0, "timm": _timm_model, "torchvision": _torchvision_model}[library]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_RANDOM_INIT_SEED)
-        module, config = builder(name, weights, head)
+        module, config = builder(name, weights, head, model)
     return module.eval(), config
 
 

