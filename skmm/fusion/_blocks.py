@@ -118,11 +118,25 @@ def _encode_present(transformer, values):
     return transformer.encode(values) if _tolerant(transformer) else transformer.transform(values)
 
 
+# A block of at least this many columns is scaled to unit total spread; a narrower one to sqrt(width / this), so
+# that each of its columns weighs like one column of a block this wide. An embedding's variance lies in a few dozen
+# directions: scaled whole to the same spread, a 3-column block got several times the weight of each of those per
+# column, and a linear model fitted noise in it (measured in docs/user_guide.md, "Numbers and categories").
+FULL_WEIGHT_WIDTH = 64
+
+
 def block_spread(block):
-    """A block's training mean and its rows' root mean squared distance to it (1 where there is no spread)."""
+    """A block's training mean, and the divisor that brings it to its total spread.
+
+    The spread is the rows' root mean squared distance to the mean (1 where
+    there is none); the divisor brings it to 1 for a block of
+    :data:`FULL_WEIGHT_WIDTH` or more columns, to ``sqrt(width / FULL_WEIGHT_WIDTH)``
+    for a narrower one.
+    """
     mean = block.mean(axis=0)
     spread = float(np.sqrt(((block - mean) ** 2).sum(axis=1).mean()))
-    return mean, spread if spread > 1e-12 else 1.0
+    target = min(1.0, float(np.sqrt(block.shape[1] / FULL_WEIGHT_WIDTH)))
+    return mean, (spread if spread > 1e-12 else 1.0) / target
 
 
 def check_weights(weights, names):

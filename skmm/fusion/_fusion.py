@@ -40,7 +40,9 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
       row from ``y``, so each row can lean on the modality informative for it.
 
     Scale: each embedding block is L2-normalised per row (``normalize``),
-    then every block is centred on its training mean at unit total variance;
+    then every block is centred on its training mean at unit total variance
+    (a block of fewer than 64 columns, such as a few numbers, at
+    ``sqrt(width / 64)``: each column weighs like one of a 64-column block);
     the output of average, weighted and gated fusion is standardised per
     column. Default-regularised estimators fit both well (see the user guide).
 
@@ -320,15 +322,12 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
         return isinstance(last, (ImageEncoder, TextEncoder))
 
     def _center_and_scale(self, name, block):
-        """A block centred on its training mean, at unit total variance (rows 1 away from the mean on average).
+        """A block centred on its training mean, at its total spread (see :func:`._blocks.block_spread`).
 
-        Embeddings often sit in a narrow cone: unit-norm rows that differ by a
-        tiny spread around a large common direction (untrained or generic
-        encoders more than most). Centred and scaled, every modality's
-        variation reaches the fusion at the same, usable scale, while the
-        relative variance of its directions, where the signal usually is,
-        is kept. A block without training statistics (a model saved before
-        there were any) passes as it is.
+        Embeddings often sit in a narrow cone (unit-norm rows, a tiny spread around a common direction):
+        centred and scaled, every modality's variation reaches the fusion at a usable scale, and the relative
+        variance of its directions, where the signal usually is, is kept. A block without training statistics
+        (a model saved before there were any) passes as it is.
         """
         if name not in self.block_means_ or not block.size:
             return block
