@@ -93,6 +93,19 @@ def pipelines(cache, device, random_state=0, precision="auto"):
         yield "late stacking + TF-IDF + VADER, early concat | LR on log-probabilities", StackingClassifier(
             members + [("early_concat", early("concat", logreg()))], final_estimator=log_probability_logreg(), cv=5)
 
+    # The library's one estimator for the above, at its defaults (members="auto": see the user guide), then with
+    # VADER's lexicon added to its default members where vaderSentiment is installed.
+    from skmm import MultimodalStackingClassifier
+    from skmm.estimators import default_stacking_members
+
+    modalities = [("image", image(), "image"), ("text", text(), "text")]
+    yield "MultimodalStackingClassifier() | defaults", MultimodalStackingClassifier(modalities,
+                                                                                   random_state=random_state)
+    if vader is not None:
+        with_vader = default_stacking_members(modalities, random_state=random_state, sentiment_lexicon=True)
+        yield "MultimodalStackingClassifier() | + VADER member", MultimodalStackingClassifier(
+            modalities, members=with_vader, random_state=random_state)
+
 
 def _vader_scores(texts):
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer

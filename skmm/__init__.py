@@ -23,6 +23,7 @@ _WHERE = {
     "make_fusion": ".fusion",
     "MultimodalNetClassifier": ".estimators",
     "MultimodalNetRegressor": ".estimators",
+    "MultimodalStackingClassifier": ".estimators",
     "TorchMLPClassifier": ".estimators",
     "TorchMLPRegressor": ".estimators",
     "make_late_fusion": ".estimators",

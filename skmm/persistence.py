@@ -28,6 +28,12 @@ TRUSTED_TYPES = (
     "skmm.estimators.mlp.TorchMLPRegressor",
     "skmm.estimators.multimodal_net.MultimodalNetClassifier",
     "skmm.estimators.multimodal_net.MultimodalNetRegressor",
+    "skmm.estimators.stacking.MultimodalStackingClassifier",
+    # The functions the stacking members' FunctionTransformers call.
+    "skmm.estimators._stacking_members.texts_of",
+    "skmm.estimators._stacking_members.log_of_clipped",
+    "skmm.estimators._stacking_members.vader_scores",
+    "skmm.estimators._stacking_members._vader_feature_names",
     "skmm._targets.TaskTargets",
     "skmm.estimators._net_data._PooledTrunk",
     "skmm.encoders._trunks.ImageSplit",

@@ -1,0 +1,134 @@
+"""MVSA: MultimodalStackingClassifier at its defaults, per fold, and what each default member adds.
+
+The outer folds are ``benchmarks/mvsa.py``'s (StratifiedKFold(5, shuffle=True, random_state=0)). In each, the
+stack is computed as ``MultimodalStackingClassifier(modalities, random_state=0).fit`` computes it, from its
+public parts (``default_stacking_members``, the same inner folds, ``log_probability_logistic_regression``), so
+that the members' out-of-fold probabilities are kept: the ablation refits only the final estimator without one
+member (or with one member alone), which costs seconds, not another stack.
+
+    python benchmarks/mvsa_stacking.py [--folds 5] [--sentiment-lexicon]
+
+Writes benchmarks/results/mvsa_stacking.md and .json for a full 5-fold run. Skips when the data is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
+
+METRICS = ("accuracy", "f1_weighted", "f1_macro")
+
+
+def _scores(y_true, y_pred):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": accuracy_score(y_true, y_pred), "f1_weighted": f1_score(y_true, y_pred, average="weighted"),
+            "f1_macro": f1_score(y_true, y_pred, average="macro")}
+
+
+def _members_out_of_fold(members, X, y, train, test, random_state):
+    """Per member: out-of-fold probabilities on ``train`` (the stack's inner folds), and ``test`` probabilities
+    from the member refitted on all of ``train``; with each member's seconds."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    inner = list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
+    kept = {}
+    for name, member in members:
+        start = time.perf_counter()
+        out_of_fold = cross_val_predict(clone(member), X.iloc[train], y[train], cv=inner, method="predict_proba")
+        held_out = clone(member).fit(X.iloc[train], y[train]).predict_proba(X.iloc[test])
+        kept[name] = (out_of_fold, held_out, time.perf_counter() - start)
+        accuracy = np.mean(np.unique(y)[out_of_fold.argmax(axis=1)] == y[train])
+        print(f"  {name:<18} out-of-fold accuracy {accuracy:.3f} ({kept[name][2]:.0f} s)", flush=True)
+    return kept
+
+
+def _stack(kept, names, y_train, y_test):
+    from skmm.estimators import log_probability_logistic_regression
+
+    final = log_probability_logistic_regression().fit(np.hstack([kept[n][0] for n in names]), y_train)
+    return _scores(y_test, final.predict(np.hstack([kept[n][1] for n in names])))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_mvsa_arguments(parser)
+    parser.add_argument("--folds", type=int, default=5, help="run the first N of the 5 folds")
+    parser.add_argument("--sentiment-lexicon", action="store_true", help="add VADER's member (vaderSentiment)")
+    args = parser.parse_args()
+    if not mvsa_present(args):
+        return
+    from sklearn.model_selection import StratifiedKFold
+
+    from skmm import ImageEncoder, TextEncoder
+    from skmm.datasets import load_mvsa
+    from skmm.estimators import default_stacking_members
+    from skmm.performance import tune_malloc
+
+    tune_malloc()
+    X, y = load_mvsa(args.data)
+    classes = np.unique(y)
+    modalities = [("image", ImageEncoder(device=args.device, cache=args.cache), "image"),
+                  ("text", TextEncoder(device=args.device, cache=args.cache), "text")]
+    results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
+    for k, (train, test) in enumerate(folds):
+        start = time.perf_counter()
+        print(f"fold {k}", flush=True)
+        members = default_stacking_members(modalities, random_state=0, sentiment_lexicon=args.sentiment_lexicon)
+        kept = _members_out_of_fold(members, X, y, train, test, random_state=0)
+        names = list(kept)
+        results["stack"].append(_stack(kept, names, y[train], y[test]))
+        results["fold_seconds"].append(time.perf_counter() - start)
+        for name in names:
+            results["without"].setdefault(name, []).append(
+                _stack(kept, [n for n in names if n != name], y[train], y[test]))
+            results["alone"].setdefault(name, []).append(_scores(y[test], classes[kept[name][1].argmax(1)]))
+            results["member_seconds"].setdefault(name, []).append(kept[name][2])
+        last = results["stack"][-1]
+        print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
+              f"({results['fold_seconds'][-1]:.0f} s)", flush=True)
+    _report(results, len(folds), args.sentiment_lexicon)
+
+
+def _mean(rows, metric):
+    return 100 * float(np.mean([r[metric] for r in rows])), 100 * float(np.std([r[metric] for r in rows]))
+
+
+def _report(results, n_folds, lexicon):
+    stack = {m: _mean(results["stack"], m) for m in METRICS}
+    lines = ["| configuration | accuracy | weighted F1 | macro-F1 | seconds per fold |", "|---|---|---|---|---|",
+             "| MultimodalStackingClassifier() defaults" + (" + VADER member" if lexicon else "") + " | "
+             + " | ".join(f"{stack[m][0]:.1f} ± {stack[m][1]:.1f}" for m in METRICS)
+             + f" | {np.mean(results['fold_seconds']):.0f} |"]
+    for name in results["without"]:
+        without = {m: _mean(results["without"][name], m) for m in METRICS}
+        alone = {m: _mean(results["alone"][name], m) for m in METRICS}
+        lines.append(f"| without {name} | " + " | ".join(f"{without[m][0]:.1f} ({without[m][0] - stack[m][0]:+.1f})"
+                                                          for m in METRICS)
+                     + f" | {np.mean(results['member_seconds'][name]):.0f} (member) |")
+        lines.append(f"| {name} alone | " + " | ".join(f"{alone[m][0]:.1f}" for m in METRICS) + " | |")
+    table = "\n".join(lines)
+    print(table)
+    if n_folds == 5:
+        suffix = "_vader" if lexicon else ""
+        with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
+            json.dump(results, handle, indent=2)
+        with open(RESULTS / f"mvsa_stacking{suffix}.md", "w") as handle:
+            handle.write("# MVSA, 5-fold (mvsa.py's folds): MultimodalStackingClassifier and its members\n\n"
+                         "'without X': the final estimator refitted on the other members' out-of-fold probabilities "
+                         "(change against the whole stack); 'X alone': the member's own held-out score.\n\n"
+                         + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The members ``MultimodalStackingClassifier(members="auto")`` builds, and its default final estimator.
+
+Kept apart from the estimator so that a user can call :func:`default_stacking_members`, edit the list and pass it
+back as ``members=``. The functions that the pipelines call (``texts_of``, ``log_of_clipped``) live at module level
+so that fitted stacks pickle and load with skops.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import validate_params
+
+from .._inputs import is_missing, to_text
+from ..encoders import TextEncoder
+from ..fusion import ModalityFusion
+from .mlp import TorchMLPClassifier
+
+# The fused members: every early-fusion method (on MVSA each scores within a point of the others, but they err on
+# different rows, which is what a stacker feeds on).
+FUSED_METHODS = ("concat", "average", "weighted", "gated")
+# Where probabilities are clipped before their log: a member sure of a class (p = 0) still gives a finite odds.
+_SMALLEST_PROBABILITY = 1e-6
+_VADER_SCORES = ("neg", "neu", "pos", "compound")
+
+
+def texts_of(column):
+    """The items of a text column as ``str`` (a missing text is the empty one: it has no n-gram)."""
+    return ["" if is_missing(item) else to_text(item) for item in column]
+
+
+def log_of_clipped(probabilities):
+    """``log(clip(p, 1e-6, 1))``: the members' probabilities as the log-odds a linear stacker reads best."""
+    return np.log(np.clip(probabilities, _SMALLEST_PROBABILITY, 1.0))
+
+
+def vader_scores(column):
+    """VADER's negative, neutral, positive and compound scores of each text (needs ``vaderSentiment``)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    scores = [analyzer.polarity_scores(text) for text in texts_of(column)]
+    return np.array([[score[key] for key in _VADER_SCORES] for score in scores], dtype=np.float64)
+
+
+def _vader_feature_names(transformer, input_features):
+    return np.asarray(_VADER_SCORES, dtype=object)
+
+
+def log_probability_logistic_regression():
+    """The default final estimator: LogisticRegression on the log of the members' clipped probabilities.
+
+    A linear stacker reads odds better than probabilities: a confident
+    member's 0.99 and 0.999 differ little as probabilities, tenfold as odds
+    (``benchmarks/mvsa.py``'s best stacks use it).
+
+    Returns
+    -------
+    final_estimator : Pipeline
+        ``FunctionTransformer(log_of_clipped)`` then ``LogisticRegression(max_iter=1000)``.
+
+    Examples
+    --------
+    >>> from skmm.estimators import log_probability_logistic_regression
+    >>> [name for name, _ in log_probability_logistic_regression().steps]
+    ['log_odds', 'logistic_regression']
+    """
+    return Pipeline([("log_odds", FunctionTransformer(log_of_clipped, feature_names_out="one-to-one")),
+                     ("logistic_regression", LogisticRegression(max_iter=1000))])
+
+
+def _logistic_regression(C=1.0):
+    return LogisticRegression(C=C, max_iter=1000)
+
+
+def _reads_texts(transformer):
+    """Whether a modality's transformer is a TextEncoder (or a pipeline ending in one): its column holds texts."""
+    last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+    return isinstance(last, TextEncoder)
+
+
+def text_ngrams_member(column):
+    """Word 1-2-gram and character 2-5-gram TF-IDF of a text column, then LogisticRegression(C=10).
+
+    What a sentence embedding pools away (a rare word, a hashtag, an emoticon,
+    spelling) n-grams keep; fitted in seconds. As ``benchmarks/mvsa.py``'s
+    ``text_tfidf`` member (C=10: tens of thousands of sparse features, most of
+    them rare, want little regularisation).
+
+    Parameters
+    ----------
+    column : str
+        The text column of the table.
+
+    Returns
+    -------
+    member : Pipeline
+        Reads ``column`` of a DataFrame.
+    """
+    ngrams = make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True))
+    texts = make_pipeline(FunctionTransformer(texts_of), ngrams)
+    return Pipeline([("select", ColumnTransformer([("tfidf", texts, column)])), ("clf", _logistic_regression(C=10))])
+
+
+def text_sentiment_member(column):
+    """VADER's four sentiment-lexicon scores of a text column, scaled, then LogisticRegression.
+
+    Needs the optional ``vaderSentiment`` package (``pip install vaderSentiment``,
+    or the ``skmm[bench]`` extra); tuned on tweets.
+
+    Parameters
+    ----------
+    column : str
+        The text column of the table.
+
+    Returns
+    -------
+    member : Pipeline
+
+    Raises
+    ------
+    ImportError
+        When ``vaderSentiment`` is not installed, saying how to install it.
+    """
+    try:
+        import vaderSentiment  # noqa: F401
+    except ImportError as error:
+        raise ImportError("the sentiment-lexicon member needs VADER: pip install vaderSentiment") from error
+    lexicon = FunctionTransformer(vader_scores, feature_names_out=_vader_feature_names)
+    return Pipeline([("select", ColumnTransformer([("vader", lexicon, column)])), ("scale", StandardScaler()),
+                     ("clf", _logistic_regression())])
+
+
+@validate_params(
+    {"modalities": [list], "random_state": ["random_state"], "sentiment_lexicon": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
+def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon=False):
+    """The members ``MultimodalStackingClassifier(members="auto")`` stacks: a list to start from.
+
+    Every member reads the whole table, so any of them can be dropped, and
+    any scikit-learn classifier with ``predict_proba`` over the same table
+    added, before the list is passed as ``members=``. The encoders are clones
+    of the given ones: every member finds their embeddings in the shared
+    cache.
+
+    - ``"<modality>_logreg"``, one per modality: its encoder, then
+      LogisticRegression;
+    - with two modalities or more, ``"<method>_logreg"`` for each early
+      fusion ``method`` in concat, average, weighted and gated:
+      :class:`~skmm.ModalityFusion`, then LogisticRegression;
+    - ``"concat_mlp"``: the modalities side by side, then
+      :class:`~skmm.TorchMLPClassifier` (a non-linear view; on MVSA it cost
+      about twice a LogisticRegression member);
+    - ``"<modality>_ngrams"``, for each text modality (a
+      :class:`~skmm.TextEncoder`): word and character TF-IDF, then
+      LogisticRegression(C=10) (see :func:`text_ngrams_member`);
+    - ``"<modality>_sentiment"`` with ``sentiment_lexicon=True``: VADER's
+      scores (see :func:`text_sentiment_member`; an extra package).
+
+    Parameters
+    ----------
+    modalities : list of (str, transformer, str or list of str) tuples
+        As :class:`~skmm.ModalityFusion` takes them.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the MLP member.
+    sentiment_lexicon : bool, default=False
+        Add VADER's sentiment scores of each text modality.
+
+    Returns
+    -------
+    members : list of (str, estimator) tuples
+
+    Examples
+    --------
+    >>> from skmm import ImageEncoder, TextEncoder
+    >>> from skmm.estimators import default_stacking_members
+    >>> members = default_stacking_members([("image", ImageEncoder(), "image"), ("text", TextEncoder(), "text")])
+    >>> [name for name, _ in members]  # doctest: +NORMALIZE_WHITESPACE
+    ['image_logreg', 'text_logreg', 'concat_logreg', 'average_logreg', 'weighted_logreg', 'gated_logreg',
+     'concat_mlp', 'text_ngrams']
+    """
+    triples = [tuple(triple) for triple in modalities]
+    if not triples or any(len(triple) != 3 for triple in triples):
+        raise ValueError("modalities must be a non-empty list of (name, transformer, column) triples")
+    # An int (or None) seeds the MLP as given; a RandomState draws one seed, as scikit-learn's ensembles do.
+    seed = random_state if random_state is None or isinstance(random_state, Integral) else \
+        int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+    def fused(method, triples=triples):
+        return ModalityFusion([(name, clone(transformer), column) for name, transformer, column in triples],
+                              method=method)
+
+    members = [(f"{triple[0]}_logreg", Pipeline([("fuse", fused("concat", [triple])), ("clf", _logistic_regression())]))
+               for triple in triples]
+    if len(triples) > 1:
+        members += [(f"{method}_logreg", Pipeline([("fuse", fused(method)), ("clf", _logistic_regression())]))
+                    for method in FUSED_METHODS]
+    members.append(("concat_mlp", Pipeline([("fuse", fused("concat")),
+                                            ("clf", TorchMLPClassifier(random_state=seed))])))
+    texts = [(name, column) for name, transformer, column in triples
+             if isinstance(column, str) and _reads_texts(transformer)]
+    members += [(f"{name}_ngrams", text_ngrams_member(column)) for name, column in texts]
+    if sentiment_lexicon:
+        members += [(f"{name}_sentiment", text_sentiment_member(column)) for name, column in texts]
+    return members

@@ -1,0 +1,333 @@
+"""MultimodalStackingClassifier: many diverse members over one table, a final estimator on their out-of-fold
+probabilities, every item embedded once."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import ClassifierMixin, _fit_context, clone
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_predict
+from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+
+from .._cache import resolve_cache
+from .._composition import TriplesComposition
+from .._table import as_frame, present_mask
+from ..encoders import ImageEncoder, TextEncoder
+from ._stacking_members import default_stacking_members, log_probability_logistic_regression
+
+
+class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
+    """Stack many diverse classifiers of an image + text (+ numbers) table: one estimator, each item embedded once.
+
+    Each member is a classifier of the whole table (a pipeline from the raw
+    columns to ``predict_proba``). ``fit`` cross-fits every member: its
+    out-of-fold probabilities (each row's from a member that never saw it)
+    train the final estimator, then the member is refitted on every row for
+    prediction, as :class:`~sklearn.ensemble.StackingClassifier` does. The
+    members read the shared embedding cache, so however many members and
+    folds there are, each image and text goes through its encoder once: the
+    cost of stacking is ``len(members) * (cv + 1)`` fits on embeddings, not
+    embeddings.
+
+    Parameters
+    ----------
+    modalities : list of (str, transformer, str or list of str) tuples
+        Name, transformer (an :class:`~skmm.ImageEncoder`, a
+        :class:`~skmm.TextEncoder`, a :class:`~skmm.TabularEncoder`...) and the
+        column(s) it reads, as :class:`~skmm.ModalityFusion` takes them. The
+        ``"auto"`` members are built from them, and their embedding encoders
+        run over the table once before any member fits.
+    members : "auto" or list of (str, estimator) tuples, default="auto"
+        The classifiers to stack, each with ``predict_proba`` and reading the
+        table. ``"auto"``: :func:`~skmm.estimators.default_stacking_members`
+        of ``modalities`` (each modality alone, every early-fusion method,
+        an MLP, word and character n-grams of each text), which returns the
+        list to start from when you want to drop or add one. Parameters of
+        given members are reachable as ``<member>__<parameter>``.
+    final_estimator : classifier, default=None
+        Fitted on the members' out-of-fold probabilities, side by side (one
+        column per member and class, in the order of ``classes_``). Default:
+        :func:`~skmm.estimators.log_probability_logistic_regression`, a
+        LogisticRegression on their clipped logarithms.
+    cv : int, cross-validation generator or iterable, default=5
+        The folds of the cross-fitting, the same for every member. An int:
+        ``StratifiedKFold(cv, shuffle=True, random_state=random_state)``.
+        Must be a partition of the rows (each row predicted once).
+    n_jobs : int, default=None
+        Members cross-fitted at once, in threads (they share the in-process
+        embedding cache and the loaded models). None: one at a time.
+    verbose : int, default=0
+        1: a line for the embedding pass, and a line per member as it
+        finishes: its out-of-fold accuracy and the seconds it took.
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the folds of an int ``cv`` and seeds the ``"auto"`` MLP.
+
+    Attributes
+    ----------
+    members_ : list of (str, estimator) tuples
+        The members, fitted on every row.
+    named_members_ : Bunch
+        The fitted members by name.
+    member_scores_ : dict
+        Member name -> its out-of-fold accuracy (a member's own score,
+        before stacking: compare it with the stack's cross-validated one).
+    member_fit_times_ : dict
+        Member name -> seconds its cross-fitting and refit took.
+    final_estimator_ : estimator
+        The final estimator, fitted on the out-of-fold probabilities.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit``.
+
+    See Also
+    --------
+    skmm.estimators.default_stacking_members : the ``"auto"`` members, to edit.
+    skmm.make_late_fusion : one model per modality, combined.
+    sklearn.ensemble.StackingClassifier : the same idea over feature matrices.
+
+    Notes
+    -----
+    Every item embedded once holds for encoders with a cache (``cache="auto"``,
+    the default: the in-process memory cache, or ``$SKMM_CACHE_DIR``). An
+    encoder with ``cache=None`` is taken at its word: nothing is kept, so
+    every member embeds its column again in each of its ``cv + 1`` fits, and
+    ``fit`` warns that it will. ``n_jobs`` runs members in threads, which
+    share the memory cache; under a process backend
+    (``joblib.parallel_config(backend="loky")``) give the encoders a disk
+    cache (a path), which the processes share.
+
+    A row missing a modality cannot be predicted by that modality's own
+    member (``"<modality>_logreg"``): with missing values, drop those members
+    from :func:`~skmm.estimators.default_stacking_members`'s list.
+
+    Examples
+    --------
+    >>> from skmm import ImageEncoder, MultimodalStackingClassifier, TextEncoder
+    >>> from skmm.datasets import make_multimodal_classification
+    >>> X, y = make_multimodal_classification(n_samples=60, image_size=32, random_state=0)
+    >>> stack = MultimodalStackingClassifier([
+    ...     ("image", ImageEncoder("timm:test_efficientnet", weights=None, device="cpu"), "image"),
+    ...     ("text", TextEncoder(device="cpu"), "text"),
+    ... ], cv=3, random_state=0).fit(X, y)
+    >>> list(stack.member_scores_)  # doctest: +NORMALIZE_WHITESPACE
+    ['image_logreg', 'text_logreg', 'concat_logreg', 'average_logreg', 'weighted_logreg', 'gated_logreg',
+     'concat_mlp', 'text_ngrams']
+    >>> stack.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    _triples = "modalities"
+    _parameter_constraints = {
+        "modalities": [list],
+        "members": [StrOptions({"auto"}), list],
+        "final_estimator": [HasMethods(["fit", "predict"]), None],
+        "cv": ["cv_object"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, modalities, *, members="auto", final_estimator=None, cv=5, n_jobs=None, verbose=0,
+                 random_state=None):
+        self.modalities = modalities
+        self.members = members
+        self.final_estimator = final_estimator
+        self.cv = cv
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # -- nested parameters: the modalities' (``image__batch_size``) and the given members' ---------------
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep:
+            for name, member in _named_members(self.members):
+                params[name] = member
+                if hasattr(member, "get_params"):
+                    params.update({f"{name}__{key}": value for key, value in member.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params):
+        # As scikit-learn's _BaseComposition: the whole list first, then members replaced by name, then the rest.
+        if "members" in params:
+            self.members = params.pop("members")
+        named = dict(_named_members(self.members))
+        replaced = {name: params.pop(name) for name in list(params) if name in named}
+        if replaced:
+            self.members = [(name, replaced.get(name, member)) for name, member in named.items()]
+        return super().set_params(**params)
+
+    # -- fitting -------------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)  # the members are validated as they fit
+    def fit(self, X, y):
+        """Cross-fit every member, refit it on every row, and fit the final estimator.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+            The table: the modalities' columns (image paths, bytes, arrays;
+            texts; numbers).
+        y : array-like of shape (n_samples,)
+            The classes.
+
+        Returns
+        -------
+        self : object
+        """
+        frame = as_frame(X)
+        y = self._checked_target(frame, y)
+        self._remember_columns(frame)
+        triples = self._checked_triples()
+        members = self._checked_members(triples)
+        splits = list(self._folds().split(frame, y))  # fixed once: every member's out-of-fold rows are the same
+        self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + 1))
+        jobs = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
+            delayed(_cross_fit)(member, frame, y, splits) for _, member in members)
+        self.members_, self.member_scores_, self.member_fit_times_, out_of_fold = [], {}, {}, []
+        for (name, _), (probabilities, fitted, seconds) in zip(members, jobs):
+            self.members_.append((name, fitted))
+            self.member_scores_[name] = float(accuracy_score(y, self.classes_[probabilities.argmax(axis=1)]))
+            self.member_fit_times_[name] = seconds
+            out_of_fold.append(probabilities)
+            if self.verbose:
+                print(f"[stacking] member {name:<22} out-of-fold accuracy {self.member_scores_[name]:.3f} "
+                      f"({seconds:.1f} s)", flush=True)
+        final = self.final_estimator if self.final_estimator is not None else log_probability_logistic_regression()
+        self.final_estimator_ = clone(final).fit(np.hstack(out_of_fold), y)
+        return self
+
+    def _checked_target(self, frame, y):
+        check_consistent_length(frame, y)
+        check_classification_targets(y)
+        y = column_or_1d(y, warn=True)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has one class ({self.classes_[0]!r}): a classifier needs at least two")
+        return y
+
+    def _checked_members(self, triples):
+        """The members to fit, as (name, unfitted estimator): the given ones after checks, or the ``"auto"`` ones."""
+        if isinstance(self.members, str):
+            return default_stacking_members(triples, random_state=self.random_state)
+        if not self.members or any(not isinstance(pair, tuple) or len(pair) != 2 for pair in self.members):
+            raise ValueError("members must be 'auto' or a non-empty list of (name, estimator) tuples")
+        # Given members' parameters live beside the modalities' (``<name>__<parameter>``): one namespace.
+        self._validate_names([name for name, _, _ in triples] + [name for name, _ in self.members])
+        for name, member in self.members:
+            if not (hasattr(member, "fit") and hasattr(member, "predict_proba")):
+                raise TypeError(f"member {name!r} must be a classifier with fit and predict_proba, got {member!r}")
+        return list(self.members)
+
+    def _folds(self):
+        if isinstance(self.cv, Integral):
+            return StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        return check_cv(self.cv, classifier=True)
+
+    def _embed_each_item_once(self, triples, frame, n_fits):
+        """Run each modality's embedding encoder over its column once, before the members fit.
+
+        The members (in threads, with ``n_jobs``) then all read the cache:
+        no two of them embed the same item at the same time, and an item
+        that cannot be read fails here, before any member's fit is spent.
+        """
+        start, embedded = time.perf_counter(), []
+        for name, transformer, column in triples:
+            encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+            if not isinstance(encoder, (ImageEncoder, TextEncoder)) or not isinstance(column, str):
+                continue  # not an embedding (numbers, TF-IDF...): cheap, and not cached
+            if resolve_cache(encoder.cache) is None:
+                warnings.warn(f"modality {name!r}: its encoder has cache=None, so the stack's {n_fits} fits "
+                              f"embed column {column!r} again each time they read it; leave cache='auto' to "
+                              "embed each item once", UserWarning, stacklevel=3)
+                continue
+            if column not in frame.columns:
+                raise ValueError(f"modality {name!r} reads column {column!r}, which X does not have "
+                                 f"(columns: {list(frame.columns)})")
+            values = frame[column][present_mask(frame[column])]
+            with warnings.catch_warnings():  # an unreadable item under on_error="zero": the members say so
+                warnings.simplefilter("ignore")
+                clone(transformer).fit(values).transform(values)
+            embedded.append(name)
+        if self.verbose and embedded:
+            print(f"[stacking] embedded {', '.join(embedded)} once ({time.perf_counter() - start:.1f} s)",
+                  flush=True)
+
+    # -- predicting ----------------------------------------------------------------------------------
+    def _member_probabilities(self, X):
+        check_is_fitted(self, "final_estimator_")
+        frame = as_frame(X)
+        return np.hstack([member.predict_proba(frame) for _, member in self.members_])
+
+    def predict(self, X):
+        """Predict the class of each row.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.final_estimator_.predict(self._member_probabilities(X))
+
+    @available_if(lambda self: _final_has(self, "predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of each row, from the final estimator.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or dict of columns
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        return self.final_estimator_.predict_proba(self._member_probabilities(X))
+
+    @property
+    def named_members_(self):
+        """The fitted members by name (a :class:`~sklearn.utils.Bunch`)."""
+        check_is_fitted(self, "members_")
+        return Bunch(**dict(self.members_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # a table of images and texts: see tests/test_stacking.py
+        tags.input_tags.string = True
+        return tags
+
+
+def _final_has(stack, method):
+    """Whether the final estimator (fitted, else given, else the default, which has both) has ``method``."""
+    if hasattr(stack, "final_estimator_"):
+        return hasattr(stack.final_estimator_, method)
+    return stack.final_estimator is None or hasattr(stack.final_estimator, method)
+
+
+def _named_members(members):
+    """The (name, estimator) pairs of ``members``; none while it is "auto" or not (yet) a list of pairs."""
+    if not isinstance(members, list) or any(not isinstance(pair, tuple) or len(pair) != 2 for pair in members):
+        return []
+    return members
+
+
+def _cross_fit(member, frame, y, splits):
+    """One member's out-of-fold probabilities on ``splits``, the member refitted on every row, and the seconds."""
+    start = time.perf_counter()
+    probabilities = cross_val_predict(clone(member), frame, y, cv=splits, method="predict_proba")
+    fitted = clone(member).fit(frame, y)
+    return probabilities, fitted, time.perf_counter() - start

@@ -1,0 +1,199 @@
+"""MultimodalStackingClassifier: out-of-fold stacking of many members over one table, each item embedded once."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from sklearn.utils import estimator_checks as checks
+
+from skmm import ImageEncoder, ModalityFusion, MultimodalStackingClassifier, TextEncoder, persistence
+from skmm.datasets import make_multimodal_classification
+from skmm.estimators import default_stacking_members
+from skmm.estimators._stacking_members import text_ngrams_member, text_sentiment_member
+
+from .conftest import DEVICE, TINY_IMAGE
+
+# The input is a table of images and texts, so the tags skip sklearn's data-driven checks (as the network's and
+# the encoders' do); these API checks run on the defaults (only the modalities given).
+API_CHECKS = [checks.check_estimator_cloneable, checks.check_estimator_repr, checks.check_no_attributes_set_in_init,
+              checks.check_do_not_raise_errors_in_init_or_set_params, checks.check_mixin_order,
+              checks.check_valid_tag_types, checks.check_estimator_tags_renamed,
+              checks.check_parameters_default_constructible, checks.check_get_params_invariance,
+              checks.check_set_params]
+AUTO_MEMBERS = ["image_logreg", "text_logreg", "concat_logreg", "average_logreg", "weighted_logreg", "gated_logreg",
+                "concat_mlp", "text_ngrams"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The MLP and gate members train on tens of rows: on a busy small CPU, torch's second thread only waits for a
+    core (a fit measured 100 times slower), so these tests train them on one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _modalities(tiny_text_model, **image_params):
+    return [("image", ImageEncoder(**{**TINY_IMAGE, **image_params}), "image"),
+            ("text", TextEncoder(tiny_text_model, device=DEVICE), "text")]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multimodal_classification(n_samples=90, image_size=32, random_state=0)
+
+
+@pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_api_checks_with_default_parameters(check, tiny_text_model):
+    check(MultimodalStackingClassifier.__name__, MultimodalStackingClassifier(_modalities(tiny_text_model)))
+
+
+@pytest.mark.parametrize("check", [checks.check_get_params_invariance, checks.check_set_params],
+                         ids=lambda c: c.__name__)
+def test_parameter_checks_with_given_members(check, tiny_text_model):
+    members = [("ngrams", text_ngrams_member("text")), ("logreg", LogisticRegression())]
+    check(MultimodalStackingClassifier.__name__, MultimodalStackingClassifier(_modalities(tiny_text_model),
+                                                                              members=members))
+
+
+def test_each_item_is_embedded_once_over_a_whole_fit(tiny_text_model, data, embedded_items, capsys):
+    X, y = data
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), random_state=0, verbose=1).fit(X, y)
+    # 8 members x (5 folds + the refit) = 48 fits, and each distinct image and text went through its model once
+    distinct_images, distinct_texts = {image.tobytes() for image in X["image"]}, X["text"].nunique()
+    assert len(embedded_items) == len(distinct_images) + distinct_texts
+    new = make_multimodal_classification(n_samples=12, image_size=32, random_state=1)[0]
+    stack.predict_proba(new)  # 8 members read the new rows: embedded once too
+    assert len(embedded_items) == len(distinct_images) + distinct_texts + 12 + new["text"].nunique()
+
+    assert [name for name, _ in stack.members_] == AUTO_MEMBERS == list(stack.member_scores_)
+    assert all(0 <= score <= 1 for score in stack.member_scores_.values())
+    assert stack.member_scores_["concat_logreg"] > stack.member_scores_["image_logreg"]  # both modalities help
+    assert all(seconds > 0 for seconds in stack.member_fit_times_.values())
+    assert stack.named_members_.text_ngrams is stack.members_[-1][1]
+    assert list(stack.classes_) == [0, 1, 2] and stack.n_features_in_ == 2
+    assert list(stack.feature_names_in_) == ["image", "text"]
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\[stacking\] embedded image, text once \(\d+\.\d s\)", lines[0])
+    assert len(lines) == 1 + len(AUTO_MEMBERS)
+    for line, (name, score) in zip(lines[1:], stack.member_scores_.items()):
+        assert re.fullmatch(rf"\[stacking\] member {name} +out-of-fold accuracy {score:.3f} \(\d+\.\d s\)", line)
+    assert stack.score(X, y) > 0.9
+
+
+def test_without_a_cache_each_fit_embeds_again_and_fit_says_so(tiny_text_model, data, embedded_items):
+    X, y = data
+    modalities = _modalities(tiny_text_model, cache=None)
+    members = default_stacking_members(modalities)[:1]  # image_logreg
+    with pytest.warns(UserWarning, match=r"modality 'image': its encoder has cache=None, so the stack's 4 fits"):
+        MultimodalStackingClassifier(modalities, members=members, cv=3).fit(X, y)
+    distinct_texts = X["text"].nunique()
+    # The text encoder, cached, was run once up front; the image member embedded its fold rows in each of 4 fits.
+    assert len(embedded_items) == distinct_texts + 4 * len(X)
+
+
+def test_members_run_in_threads_embed_once_and_predict_the_same(tiny_text_model, data, embedded_items):
+    X, y = data
+    members = [pair for pair in default_stacking_members(_modalities(tiny_text_model))
+               if pair[0] in ("image_logreg", "concat_logreg", "weighted_logreg", "text_ngrams")]
+    sequential = MultimodalStackingClassifier(_modalities(tiny_text_model), members=members, cv=3, random_state=0)
+    expected = sequential.fit(X, y).predict_proba(X)
+    assert len(embedded_items) == len({image.tobytes() for image in X["image"]}) + X["text"].nunique()
+    parallel = clone(sequential).set_params(n_jobs=2).fit(X, y)
+    np.testing.assert_allclose(parallel.predict_proba(X), expected, atol=1e-12)
+    assert parallel.member_scores_ == sequential.member_scores_
+
+
+def test_no_leak_labels_unrelated_to_the_inputs_score_at_chance(tiny_text_model):
+    X, _ = make_multimodal_classification(n_samples=120, image_size=32, random_state=2)
+    y = np.random.default_rng(0).integers(0, 3, len(X))  # unrelated to the rows: 1/3 is the best any model can do
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), cv=3, random_state=0).fit(X, y)
+    # Fitted on every row, a member learns these labels by heart; its out-of-fold predictions must not have.
+    assert stack.named_members_["concat_mlp"].score(X, y) > 0.9
+    # 120 rows at chance: accuracy 0.33 +- 0.043; 0.55 is 5 standard deviations above, ~1 where the rows leaked
+    assert max(stack.member_scores_.values()) < 0.55, stack.member_scores_
+    outer = cross_val_score(stack, X, y, cv=StratifiedKFold(2, shuffle=True, random_state=1))
+    assert outer.mean() < 0.5, outer  # 2 x 60 test rows: 0.5 is 3.9 standard deviations above chance
+
+
+def test_clone_pickle_and_skops_round_trips_predict_the_same(tiny_text_model, data, tmp_path):
+    X, y = data
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), cv=3, random_state=0).fit(X, y)
+    expected = stack.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(stack)).predict_proba(X), expected)
+    persistence.dump(stack, tmp_path / "stack.skops")
+    assert persistence.untrusted_types(tmp_path / "stack.skops") == []
+    np.testing.assert_array_equal(persistence.load(tmp_path / "stack.skops").predict_proba(X), expected)
+    np.testing.assert_array_equal(persistence.load(tmp_path / "stack.skops").predict(X), stack.predict(X))
+    refitted = clone(stack).fit(X, y)  # the same parameters and random_state: the same stack
+    assert not hasattr(clone(stack), "members_")
+    np.testing.assert_allclose(refitted.predict_proba(X), expected, atol=1e-10)
+
+
+def test_get_and_set_params_reach_into_given_members(tiny_text_model, data):
+    X, y = data
+    modalities = _modalities(tiny_text_model)
+    concat = Pipeline([("fuse", ModalityFusion(modalities)), ("clf", LogisticRegression())])
+    stack = MultimodalStackingClassifier(modalities, members=[("ngrams", text_ngrams_member("text")),
+                                                              ("concat", concat)], final_estimator=LogisticRegression())
+    params = stack.get_params(deep=True)
+    assert params["ngrams__clf__C"] == 10 and params["concat__clf"] is concat.named_steps["clf"]
+    assert params["image__batch_size"] == 64  # the modalities' encoders, as in ModalityFusion
+    stack.set_params(ngrams__clf__C=0.5, concat__fuse__method="average", image__batch_size=7)
+    assert stack.members[0][1].named_steps["clf"].C == 0.5 and concat.named_steps["fuse"].method == "average"
+    assert stack.modalities[0][1].batch_size == 7
+    replacement = Pipeline([("fuse", ModalityFusion(modalities[:1])), ("clf", LogisticRegression(C=2.0))])
+    stack.set_params(concat=replacement)
+    assert stack.members[1] == ("concat", replacement) and stack.get_params()["concat__clf__C"] == 2.0
+    stack.fit(X, y)
+    assert stack.named_members_.ngrams.named_steps["clf"].C == 0.5
+    assert stack.named_members_.concat.named_steps["fuse"].modality_weights_ == {"image": 1.0}
+    assert stack.final_estimator_.coef_.shape == (3, 2 * 3)  # 2 members x 3 classes, raw probabilities
+    assert stack.predict_proba(X).shape == (90, 3)
+    np.testing.assert_array_equal(stack.predict(X), stack.final_estimator_.predict(
+        np.hstack([member.predict_proba(X) for _, member in stack.members_])))
+
+
+def test_given_members_are_checked_before_any_fit(tiny_text_model, data):
+    X, y = data
+    modalities = _modalities(tiny_text_model)
+    with pytest.raises(ValueError, match="conflict|not unique"):
+        MultimodalStackingClassifier(modalities, members=[("image", LogisticRegression())]).fit(X, y)
+    with pytest.raises(TypeError, match="member 'svm' must be a classifier with fit and predict_proba"):
+        MultimodalStackingClassifier(modalities, members=[("svm", LinearSVC())]).fit(X, y)
+    with pytest.raises(ValueError, match=r"list of \(name, estimator\) tuples"):
+        MultimodalStackingClassifier(modalities, members=[LogisticRegression()]).fit(X, y)
+    with pytest.raises(ValueError, match="one class"):
+        MultimodalStackingClassifier(modalities).fit(X, np.zeros(len(X)))
+
+
+def test_default_members_follow_the_modalities(tiny_text_model):
+    image_only = default_stacking_members(_modalities(tiny_text_model)[:1])
+    assert [name for name, _ in image_only] == ["image_logreg", "concat_mlp"]
+    members = dict(default_stacking_members(_modalities(tiny_text_model), random_state=3))
+    assert members["concat_mlp"].named_steps["clf"].random_state == 3
+    assert members["gated_logreg"].named_steps["fuse"].method == "gated"
+    assert members["text_ngrams"].named_steps["select"].transformers[0][2] == "text"
+
+
+def test_the_sentiment_lexicon_member_is_optional(tiny_text_model):
+    try:
+        import vaderSentiment  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install vaderSentiment"):
+            default_stacking_members(_modalities(tiny_text_model), sentiment_lexicon=True)
+        return
+    names = [name for name, _ in default_stacking_members(_modalities(tiny_text_model), sentiment_lexicon=True)]
+    assert names[-1] == "text_sentiment"
+    X, y = make_multimodal_classification(n_samples=30, random_state=0)
+    assert text_sentiment_member("text").fit(X, y).predict_proba(X).shape == (30, 3)
