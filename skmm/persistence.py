@@ -19,6 +19,8 @@ from ._compat import LEGACY_TRUSTED_TYPES
 TRUSTED_TYPES = (
     "skmm.encoders.image.ImageEncoder",
     "skmm.encoders.text.TextEncoder",
+    "skmm.encoders.tabular.TabularEncoder",
+    "skmm.encoders.tabular._as_categories",  # the function its categorical branch's FunctionTransformer calls
     "skmm.fusion.ModalityFusion",
     "skmm.fusion._alignment.CCAAlignment",
     "skmm.fusion._alignment.PCAProjection",

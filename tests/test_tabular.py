@@ -115,3 +115,41 @@ def test_a_row_without_any_tabular_value_is_missing_the_modality(table, tiny_ima
     names = fusion.get_feature_names_out().tolist()
     assert fusion.indicator_ and out[9, names.index("table__present")] == 0
     assert out[3, names.index("table__present")] == 1  # one value missing: imputed, the modality is there
+
+
+def test_a_value_missing_only_after_fit_is_imputed(table):
+    X, _ = table
+    complete = X[["price", "brand"]].dropna().reset_index(drop=True)
+    encoder = TabularEncoder().fit(complete)  # no missing price in fit: no missing-price flag
+    assert encoder.get_feature_names_out().tolist()[:2] == ["price", "brand_acme"]
+    later = pd.DataFrame({"price": [np.nan, 12.0], "brand": ["acme", None]})
+    out = encoder.transform(later)  # a production row with a hole: imputed with fit's median, not an error
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[0, 0], encoder.transform(complete.assign(price=complete["price"].median()))[0, 0])
+
+
+def test_a_pipeline_with_a_tabular_branch_saves_and_loads_with_skops(table, tiny_image_params, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from skmm import persistence
+
+    X, y = table
+    model = make_pipeline(ModalityFusion([("image", ImageEncoder(**tiny_image_params), "image"),
+                                          ("table", TabularEncoder(), ["price", "brand"])]),
+                          LogisticRegression(max_iter=1000)).fit(X, y)
+    persistence.dump(model, tmp_path / "model.skops")
+    loaded = persistence.load(tmp_path / "model.skops")  # skmm's own classes need no trusted=[...]
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("bad", [np.inf, "n/a"])
+def test_a_value_that_is_not_a_finite_number_names_its_column_and_row(table, bad):
+    X, _ = table
+    encoder = TabularEncoder().fit(X[["price", "brand"]])
+    later = X[["price", "brand"]].head(4).astype({"price": object})
+    later.loc[2, "price"] = bad
+    with pytest.raises(ValueError, match=rf"numeric column 'price' has 1 value\(s\) .*\(row 2: {bad!r}\)"):
+        encoder.transform(later)
+    with pytest.raises(ValueError, match=r"numeric column 'price'.*row 2"):
+        TabularEncoder(numeric=["price"]).fit(later)

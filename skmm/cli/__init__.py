@@ -54,7 +54,7 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             # Rows an encoder could not read are reported by the command itself, once, by their CSV line.
-            warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
+            warnings.filterwarnings("ignore", message=r".*could not be encoded.*; their embeddings are")
             command[args.command](args, log, say)
     except KeyboardInterrupt:
         resume = (" (the parts written so far are kept: run the same command again to go on)"

@@ -248,11 +248,12 @@ class BaseEncoder(DeviceBoundPickling, ClassNamePrefixFeaturesOutMixin, Transfor
         {'b': 'missing value'}
         """
         rows = sorted(problems)
-        shown = first_and_more(rows, lambda p: f"{row_name(index, p)}: {problems[p]}")
-        return EncodingError(
-            f"{len(rows)} {self._modality}(s) in column {column!r} could not be encoded "
-            f"({shown}). Set on_error='zero' or 'nan' to keep going.",
-            column=column, problems={index[p]: problems[p] for p in rows})
+        return EncodingError(f"{self._failures(problems, index, column)}. Set on_error='zero' or 'nan' to keep going.",
+                             column=column, problems={index[p]: problems[p] for p in rows})
+
+    def _failures(self, problems, index, column):
+        shown = first_and_more(sorted(problems), lambda p: f"{row_name(index, p)}: {problems[p]}")
+        return f"{len(problems)} {self._modality}(s) in column {column!r} could not be encoded ({shown})"
 
     def apply_error_policy(self, embeddings, problems, index, column):
         """The last step of :meth:`encode`: what ``on_error`` does with the rows that failed.
@@ -298,8 +299,8 @@ class BaseEncoder(DeviceBoundPickling, ClassNamePrefixFeaturesOutMixin, Transfor
             if self.on_error == "raise":
                 raise self.encoding_error(problems, index, column)
             failed_mask[list(problems)] = True
-            warnings.warn(str(self.encoding_error(problems, index, column)).replace(
-                "could not be encoded", f"could not be encoded; filled with {self.on_error}s"), stacklevel=caller_stacklevel())
+            warnings.warn(f"{self._failures(problems, index, column)}; their embeddings are {self.on_error}s "
+                          "(in a ModalityFusion, those rows miss the modality)", stacklevel=caller_stacklevel())
             embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
         return embeddings, failed_mask
 

@@ -85,7 +85,7 @@ class EmbedColumns(TransformerMixin, BaseEstimator):
         for column, encoder in self.encoders_:
             embeddings, found, index, name = encoder.encode_rows(X[column])
             with warnings.catch_warnings():  # the notes below say it, once, at the end (workers warn apart)
-                warnings.filterwarnings("ignore", message=r".*could not be encoded; filled with")
+                warnings.filterwarnings("ignore", message=r".*could not be encoded.*; their embeddings are")
                 blocks.append(encoder.apply_error_policy(embeddings, found, index, name)[0])  # raises on "raise"
             for position, message in found.items():
                 problems.setdefault(str(X.index[position]), f"{column}: {message}")

@@ -15,6 +15,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._inputs import row_name
+from .._messages import first_and_more
 from .._table import remember_columns
 
 
@@ -55,7 +57,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         share the last one.
     add_indicator : bool, default=True
         Add a column per numeric column that had missing values in ``fit``,
-        1 where the value was missing (imputed).
+        1 where the value was missing (imputed). A column complete in ``fit``
+        has no such flag: a value missing there later is imputed all the same.
 
     Attributes
     ----------
@@ -133,6 +136,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         frame = _as_frame(X)
         remember_columns(self, frame.columns)
         self.numeric_, self.categorical_ = self._column_kinds(frame)
+        _check_numbers(frame, self.numeric_)
         if self.encoding == "target" and self.categorical_ and y is None:
             raise ValueError("encoding='target' learns the categories' encodings from y: fit needs y")
         self.column_transformer_ = ColumnTransformer(self._branches(), verbose_feature_names_out=False,
@@ -170,7 +174,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             branches.append(("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                                                       StandardScaler()), self.numeric_))
             if self.add_indicator:  # 0/1 columns, not standardised: a flag reads the same in every table
-                branches.append(("missing", MissingIndicator(features="missing-only"), self.numeric_))
+                branches.append(("missing", MissingIndicator(features="missing-only", error_on_new=False), self.numeric_))
         if self.categorical_:
             encoder = (OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=self.max_categories,
                                      sparse_output=False) if self.encoding == "onehot"
@@ -194,6 +198,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "column_transformer_")
         frame = _as_frame(X)
         validate_data(self, frame, reset=False, skip_check_array=True)  # the columns of fit, as scikit-learn checks
+        _check_numbers(frame, self.numeric_)
         return self.column_transformer_.transform(frame)
 
     def get_feature_names_out(self, input_features=None):
@@ -216,6 +221,20 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         return tags
+
+
+def _check_numbers(frame, numeric):
+    """A value of a numeric column that is not a number, or is infinite, is an error naming its column and rows
+    (a missing value is not: it is imputed)."""
+    for column in numeric:
+        values = frame[column]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero((numbers.isna() & values.notna()).to_numpy() | np.isinf(numbers.to_numpy(float)))
+        if len(bad):
+            rows = first_and_more(bad, lambda p: f"{row_name(frame.index, p)}: {values.iloc[p]!r}", separator=", ")
+            raise ValueError(f"TabularEncoder: numeric column {column!r} has {len(bad)} value(s) that are not finite "
+                             f"numbers ({rows}); make them numbers or missing (NaN / None), or name the column "
+                             "in categorical=[...]")
 
 
 def _as_frame(X):

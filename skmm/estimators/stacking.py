@@ -194,7 +194,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         splits = list(self._folds().split(frame, y))  # fixed once: every member's out-of-fold rows are the same
         self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + 1))
         jobs = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
-            delayed(_cross_fit)(member, frame, y, splits) for _, member in members)
+            delayed(_cross_fit)(name, member, frame, y, splits) for name, member in members)
         self.members_, self.member_scores_, self.member_fit_times_, out_of_fold = [], {}, {}, []
         for (name, _), (probabilities, fitted, seconds) in zip(members, jobs):
             self.members_.append((name, fitted))
@@ -325,9 +325,14 @@ def _named_members(members):
     return members
 
 
-def _cross_fit(member, frame, y, splits):
+def _cross_fit(name, member, frame, y, splits):
     """One member's out-of-fold probabilities on ``splits``, the member refitted on every row, and the seconds."""
     start = time.perf_counter()
-    probabilities = cross_val_predict(clone(member), frame, y, cv=splits, method="predict_proba")
-    fitted = clone(member).fit(frame, y)
+    try:
+        probabilities = cross_val_predict(clone(member), frame, y, cv=splits, method="predict_proba")
+        fitted = clone(member).fit(frame, y)
+    except Exception as error:
+        if hasattr(error, "add_note"):  # Python 3.11+: the traceback says which member failed, type unchanged
+            error.add_note(f"(raised while fitting the stacking member {name!r})")
+        raise
     return probabilities, fitted, time.perf_counter() - start
