@@ -6,6 +6,7 @@ import pickle
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -197,3 +198,11 @@ def test_the_sentiment_lexicon_member_is_optional(tiny_text_model):
     assert names[-1] == "text_sentiment"
     X, y = make_multimodal_classification(n_samples=30, random_state=0)
     assert text_sentiment_member("text").fit(X, y).predict_proba(X).shape == (30, 3)
+
+
+def test_the_text_ngrams_member_fits_a_column_of_one_word_names():
+    # Every word unique (names of things): words kept from their first occurrence, so terms remain.
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list("abcdefghij"), 6)) for _ in range(40)]
+    X, y = pd.DataFrame({"name": names}), np.arange(40) % 2
+    assert text_ngrams_member("name").fit(X, y).predict_proba(X).shape == (40, 2)

@@ -60,12 +60,16 @@ def log_probability_logistic_regression():
 
     A linear stacker reads odds better than probabilities: a confident
     member's 0.99 and 0.999 differ little as probabilities, tenfold as odds
-    (``benchmarks/mvsa.py``'s best stacks use it).
+    (``benchmarks/mvsa.py``'s best stacks use it). Strongly regularised
+    (``C=0.1``): it reads one column per member and class, which on a small
+    table with many classes outnumber what the rows can pin down (less
+    regularised, such a stack fell below its best member: see
+    docs/benchmarks.md).
 
     Returns
     -------
     final_estimator : Pipeline
-        ``FunctionTransformer(log_of_clipped)`` then ``LogisticRegression(max_iter=1000)``.
+        ``FunctionTransformer(log_of_clipped)`` then ``LogisticRegression(C=0.1, max_iter=1000)``.
 
     Examples
     --------
@@ -74,7 +78,7 @@ def log_probability_logistic_regression():
     ['log_odds', 'logistic_regression']
     """
     return Pipeline([("log_odds", FunctionTransformer(log_of_clipped, feature_names_out="one-to-one")),
-                     ("logistic_regression", LogisticRegression(max_iter=1000))])
+                     ("logistic_regression", LogisticRegression(C=0.1, max_iter=1000))])
 
 
 def _logistic_regression(C=1.0):
@@ -105,7 +109,9 @@ def text_ngrams_member(column):
     member : Pipeline
         Reads ``column`` of a DataFrame.
     """
-    ngrams = make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+    # Words from their first occurrence: a column of one-word names (every word unique) would leave no term at
+    # min_df=2; on MVSA the stack scored the same either way (docs/benchmarks.md).
+    ngrams = make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
                         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True))
     texts = make_pipeline(FunctionTransformer(texts_of), ngrams)
     return Pipeline([("select", ColumnTransformer([("tfidf", texts, column)])), ("clf", _logistic_regression(C=10))])
