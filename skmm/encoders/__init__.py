@@ -7,6 +7,7 @@ train one.
 """
 
 from ._base import EncodingError
+from ._branches import embedding_encoder
 from ._columns import EmbedColumns
 from ._model_names import ModelNotFoundError, WeightsUnavailableError
 from .image import ImageEncoder
@@ -14,4 +15,4 @@ from .tabular import TabularEncoder
 from .text import TextEncoder
 
 __all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "ModelNotFoundError", "TabularEncoder", "TextEncoder",
-           "WeightsUnavailableError"]
+           "WeightsUnavailableError", "embedding_encoder"]

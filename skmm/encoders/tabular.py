@@ -174,7 +174,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             branches.append(("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                                                       StandardScaler()), self.numeric_))
             if self.add_indicator:  # 0/1 columns, not standardised: a flag reads the same in every table
-                branches.append(("missing", MissingIndicator(features="missing-only", error_on_new=False), self.numeric_))
+                flags = MissingIndicator(features="missing-only", error_on_new=False)
+                branches.append(("missing", flags, self.numeric_))
         if self.categorical_:
             encoder = (OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=self.max_categories,
                                      sparse_output=False) if self.encoding == "onehot"

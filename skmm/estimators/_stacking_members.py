@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_params
 
 from .._inputs import is_missing, to_text
-from ..encoders import TextEncoder
+from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
 from .mlp import TorchMLPClassifier
 
@@ -87,8 +87,7 @@ def _logistic_regression(C=1.0):
 
 def _reads_texts(transformer):
     """Whether a modality's transformer is a TextEncoder (or a pipeline ending in one): its column holds texts."""
-    last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
-    return isinstance(last, TextEncoder)
+    return isinstance(embedding_encoder(transformer), TextEncoder)
 
 
 def text_ngrams_member(column):

@@ -12,7 +12,6 @@ from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_predict
-from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -22,7 +21,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from .._cache import resolve_cache
 from .._composition import TriplesComposition
 from .._table import as_frame, present_mask
-from ..encoders import ImageEncoder, TextEncoder
+from ..encoders import embedding_encoder
 from ._stacking_members import default_stacking_members, log_probability_logistic_regression
 
 
@@ -244,8 +243,8 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         """
         start, embedded = time.perf_counter(), []
         for name, transformer, column in triples:
-            encoder = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
-            if not isinstance(encoder, (ImageEncoder, TextEncoder)) or not isinstance(column, str):
+            encoder = embedding_encoder(transformer)
+            if encoder is None or not isinstance(column, str):
                 continue  # not an embedding (numbers, TF-IDF...): cheap, and not cached
             if resolve_cache(encoder.cache) is None:
                 warnings.warn(f"modality {name!r}: its encoder has cache=None, so the stack's {n_fits} fits "

@@ -6,7 +6,6 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import TransformerMixin, _fit_context
-from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -15,7 +14,7 @@ from .._compat import upgrade_fusion_state
 from .._composition import TriplesComposition
 from .._defaults import FUSION_METHODS
 from .._table import as_frame, reject_rows_without_a_modality
-from ..encoders import ImageEncoder, TextEncoder
+from ..encoders import embedding_encoder
 from ._alignment import TargetAlignment, fit_common_space, learn_modality_weights
 from ._blocks import (block_spread, check_target_given, check_weights, concatenate, encode_modalities, expand,
                       read_modalities, weighted_mean)
@@ -318,8 +317,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
     def _normalizes(self, transformer):
         if self.normalize != "auto":
             return bool(self.normalize)
-        last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
-        return isinstance(last, (ImageEncoder, TextEncoder))
+        return embedding_encoder(transformer) is not None
 
     def _center_and_scale(self, name, block):
         """A block centred on its training mean, at its total spread (see :func:`._blocks.block_spread`).
