@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import sqlite3
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -39,6 +41,7 @@ _SCHEMA = ("CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, dtype TEXT
            "checksum BLOB NOT NULL, payload BLOB NOT NULL)")
 
 
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 # SQLite's result codes for a file that is damaged or is not a database: the only errors that drop a shard.
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
@@ -48,6 +51,29 @@ def _is_damage(error):
     if code is not None:
         return code & 0xFF in _DAMAGE_CODES
     return "malformed" in str(error) or "not a database" in str(error)
+
+
+def _set_up(connection, patience=600.0):
+    """WAL mode, durability and the table, retried while another process sets up the same new file.
+
+    SQLite answers "database is locked" at once, without waiting out the connection's timeout, when two
+    processes switch one new file to WAL together; the switch is persistent, so only a file's first
+    opening can meet it.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            # Committed transactions survive a killed process; only a power cut may lose the last ones.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", 5) & 0xFF in _BUSY_CODES
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + 0.05 * random.random())
 
 
 def _checksum(dtype, shape, payload):
@@ -87,10 +113,7 @@ class SQLiteStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.directory / f"shard-{shard}.sqlite", timeout=600,
                                          isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # Committed transactions survive a killed process; only a power cut may lose the last ones.
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(_SCHEMA)
+            _set_up(connection)
             self._connections[shard] = connection
         return connection
 
