@@ -2,9 +2,10 @@
 
 The tables of ``_real_tables.py`` (see there how to set them up; skipped when absent): emoji (1,898 rows and a
 stratified 600-row sample; 9 Unicode categories; numeric ``added_in``, ``n_codepoints``; 0/1
-``is_zwj_sequence``, ``has_skin_tones``) and pokemon (640 rows, 16 primary types; six stats and the secondary
-type). Each fusion method with ``LogisticRegression(max_iter=3000)``, default encoders and default parameters,
-3-fold stratified CV: image + text, then + ``TabularEncoder()`` over the other columns, then the table alone.
+``is_zwj_sequence``, ``has_skin_tones``) and pokemon (640 rows, 16 primary types; every other column of the
+table: nine numbers and the secondary type). Each fusion method with ``LogisticRegression(max_iter=3000)``,
+default encoders and default parameters, 3-fold stratified CV: image + text, then + ``TabularEncoder()`` over
+the other columns, then the table alone.
 
     python benchmarks/tabular.py
 
@@ -25,7 +26,8 @@ import _real_tables  # noqa: E402
 from _common import RESULTS, REPO  # noqa: E402
 
 TABLE_COLUMNS = {"emoji": ["added_in", "n_codepoints", "is_zwj_sequence", "has_skin_tones"],
-                 "pokemon": ["hp", "attack", "defense", "speed", "height_m", "weight_kg", "secondary_type"]}
+                 "pokemon": ["hp", "attack", "defense", "special_attack", "special_defense", "speed", "height_m",
+                             "weight_kg", "generation", "secondary_type"]}
 METHODS = ("concat", "average", "weighted", "gated")
 
 

@@ -23,6 +23,7 @@ TRUSTED_TYPES = (
     "skmm.encoders.tabular._as_categories",  # the function its categorical branch's FunctionTransformer calls
     "skmm.fusion.ModalityFusion",
     "skmm.fusion._alignment.CCAAlignment",
+    "skmm.fusion._alignment.LogEvidence",
     "skmm.fusion._alignment.PCAProjection",
     "skmm.fusion._alignment.TargetAlignment",
     "skmm.fusion._gating.ModalityGate",

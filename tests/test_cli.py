@@ -591,7 +591,7 @@ def test_help_names_the_classifier_the_report_names(fitted_model, capsys):
     for name, built in ESTIMATORS.items():
         assert f"{name}:{built}" in fit_help
         args = argparse.Namespace(estimator=name, device="auto", fusion="concat", image_col="photo",
-                                  text_col="caption")
+                                  text_col="caption", table_cols=None)
         assert repr(_commands._fit_pipeline(args, None, None).named_steps["clf"]) == built
 
 
@@ -623,3 +623,37 @@ def test_a_folder_output_says_was_for_one_row(table_dir, capsys):
     assert main(["embed", broken, *COLUMNS, "-o", str(table_dir / "one_broken_parts"), "--on-error", "skip",
                  *RUNTIME]) == 0
     assert "1 row could not be read and was left out (--on-error skip): line 5 (photo: file" in capsys.readouterr().out
+
+
+def test_table_columns_are_a_third_modality_in_fit_and_predict(table_dir, tmp_path, capsys, embedded_items):
+    def with_table(frame):
+        rng = np.random.default_rng(0)
+        frame["price"] = frame["label"].map({"red": 10.0, "green": 20.0, "blue": 30.0}) + rng.normal(0, 2, len(frame))
+        frame["brand"] = frame["label"].map({"red": "acme", "green": "zeta", "blue": "acme"})
+        return frame
+
+    table = _variant(table_dir, "posts_with_table.csv", with_table)
+    model = tmp_path / "m.skops"
+    assert _fails(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price,label", "-o", str(model),
+                   *RUNTIME], capsys).endswith("['label'] is already the image, text or target column\n")
+    assert embedded_items == []  # refused before any model work
+    assert main(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price,brand", "--cv", "2",
+                 "-o", str(model), *RUNTIME]) == 0
+    assert "table only" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "m_report" / "metrics.json").read_text())
+    assert set(metrics["cross_validation"]) == {"concat fusion", "text only", "image only", "table only"}
+    assert np.mean(metrics["cross_validation"]["table only"]["scores"]["accuracy"]) > 0.8  # the price says the class
+
+    new = pd.read_csv(table).drop(columns="label").head(4)
+    new.loc[0, ["photo", "caption"]] = None  # the table alone: still predicted
+    new.loc[1, ["price", "brand"]] = None  # no table value: from the image and the text
+    new.loc[2, "price"] = None  # one cell: imputed
+    new.to_csv(table_dir / "new_with_table.csv", index=False)  # beside the photos its paths name
+    assert main(["predict", str(model), str(table_dir / "new_with_table.csv"), "-o", str(tmp_path / "pred.csv"),
+                 *RUNTIME]) == 0
+    out = capsys.readouterr().out
+    assert "1 row has no table value in 'price, brand'" in out and "from its other modalities: line 3" in out
+    assert "no image in 'photo'" in out and "line 2" in out
+    predictions = pd.read_csv(tmp_path / "pred.csv")
+    assert predictions["prediction"].notna().all()
+    np.testing.assert_allclose(predictions.filter(like="proba_").sum(axis=1), 1, atol=1e-5)

@@ -24,6 +24,15 @@ def _positive_int(text):
     return value
 
 
+def _column_list(text):
+    columns = [column.strip() for column in text.split(",")]
+    if not all(columns):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
+    if len(set(columns)) < len(columns):
+        raise argparse.ArgumentTypeError(f"{text!r} names a column twice")
+    return columns
+
+
 def _device(text):
     if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:1 or mps")
@@ -108,6 +117,10 @@ def _add_fit_command(commands):
                     "precision / recall / F1, confusion matrix, timings) and save the fitted pipeline.")
     fit.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(fit, target=True)
+    fit.add_argument("--table-cols", type=_column_list, default=None, metavar="COL[,COL...]",
+                     help="numbers and categories beside the image and text (price,brand): one more modality, "
+                          "TabularEncoder() at its defaults (numeric columns median-imputed and standardised, "
+                          "others one-hot); predict reads them from the model")
     fit.add_argument("--fusion", choices=FUSION_METHODS, default="concat", help="early fusion method")
     fit.add_argument("--estimator", choices=list(ESTIMATORS), default="logreg",
                      help="final classifier (every setting not shown at its default): "

@@ -52,7 +52,7 @@ def present(values):
     return present_mask(values)
 
 
-def check_readability(encoders_and_columns, X, *, policy, fitted=False):
+def check_readability(encoders_and_columns, X, *, policy, fitted=False, other_present=None):
     """Check every value of every modality column; under ``policy="raise"`` stop at the first problem.
 
     First the cheap checks of every column (a file that does not exist, a
@@ -60,11 +60,14 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
     that what cannot be decoded shows too. The embeddings stay in the cache:
     the fits and predictions that follow do not encode anything again.
     ``fitted``: the encoders come from a saved model and are used as they are.
+    ``other_present``: the rows with a value in another modality (the table
+    columns), which keep a row usable without an image or a text.
     """
     from sklearn.base import clone
 
     found = Readability(X.index.name or "row")
-    anything = np.zeros(len(X), dtype=bool)
+    others = np.zeros(len(X), dtype=bool) if other_present is None else np.asarray(other_present, dtype=bool)
+    anything = others.copy()
     masks = [present(X[column]) for _, column in encoders_and_columns]  # once: each pass below reads them
     for (encoder, column), there in zip(encoders_and_columns, masks):  # cheap checks first, over every column
         anything |= there
@@ -98,7 +101,7 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False):
                 found.dead_columns[column] = index[sorted(problems)[0]]
             ok[failed] = False
         found.usable[column] = ok
-    nothing = ~np.logical_or.reduce(list(found.usable.values()))
+    nothing = ~np.logical_or.reduce([*found.usable.values(), others])
     found.hopeless = list(X.index[nothing])
     for label in found.hopeless:
         found.reasons.setdefault(label, "no value in any modality column")
@@ -148,10 +151,10 @@ def enforce(found, *, policy, verb, table, folder, per_row=True):
     return f"{plural(n, 'row')} {kept} (--on-error {policy}): {found.describe()}"
 
 
-def describe_missing(found, verb):
+def describe_missing(found, verb, n_modalities=2):
     """One note per column with missing values in rows that are kept: they are used from their other modality.
 
-    ``verb``: what is done with such a row ("used", "predicted"). Rows already
+    ``verb``: what is done with such a row ("used", "predicted"); ``n_modalities``: how many the model has. Rows already
     in ``found.reasons`` (left out, or an error) are said there, not here.
     """
     notes = []
@@ -162,7 +165,7 @@ def describe_missing(found, verb):
             lines = first_and_more(labels, lambda label: f"{found.index_name} {label}", separator=", ")
             notes.append(f"{plural(n, 'row')} {agree(n, 'has', 'have')} no {modality} in {column!r} (a missing "
                          f"value: an empty or blank field), {verb} from {agree(n, 'its', 'their')} other "
-                         f"modality: {lines}")
+                         f"{agree(n_modalities - 1, 'modality', 'modalities')}: {lines}")
     return notes
 
 

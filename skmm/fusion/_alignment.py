@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import nnls
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
-from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from .._messages import caller_stacklevel
@@ -76,7 +76,9 @@ def _cross_fitted_ridge(block, coding, folds):
     ridge = RidgeCV(alphas=RIDGE_ALPHAS).fit(block, coding)
     cross_fitted = np.empty(coding.shape, dtype=np.float32)
     for train, test in folds:
-        cross_fitted[test] = Ridge(alpha=ridge.alpha_).fit(block[train], coding[train]).predict(block[test])
+        # Ridge answers a one-column target with a 1-D prediction (binary classes, one number).
+        fitted = Ridge(alpha=ridge.alpha_).fit(block[train], coding[train])
+        cross_fitted[test] = fitted.predict(block[test]).reshape(len(test), -1)
     return ridge, cross_fitted
 
 
@@ -90,19 +92,67 @@ def _folds(coding, kind, n_splits, random_state):
     return list(KFold(n_splits, shuffle=True, random_state=random_state).split(coding))
 
 
+class LogEvidence(BaseEstimator):
+    """A modality's class evidence (its ridge predictions of the one-hot coding) as calibrated log-probabilities.
+
+    Ridge predictions are probability-like, whatever a modality knows: a weak
+    modality's ±0.1 deviates from the class shares as much as a strong one's
+    hesitation does, and in an unweighted mean it drowns the strong one's
+    confident rows. A multinomial :class:`~sklearn.linear_model.LogisticRegression`
+    on the evidence turns it into log-probabilities, centred across classes
+    (the log-odds for one class column): a modality that knows little gives
+    nearly flat ones, a confident one large ones, and their sum is the
+    product-of-experts combination that adds independent evidence.
+    Multilabel targets get one binary calibration per label.
+    """
+
+    def fit(self, evidence, coding, kind):
+        self.multiclass_ = kind == "classes" and coding.shape[1] > 1
+        if self.multiclass_:
+            self.calibrators_ = [_calibrator(evidence, coding.argmax(axis=1))]
+        else:
+            self.calibrators_ = [_calibrator(evidence[:, [j]], coding[:, j]) for j in range(coding.shape[1])]
+        self.n_columns_ = coding.shape[1]
+        return self
+
+    def transform(self, evidence):
+        if not self.multiclass_:
+            return np.column_stack([_log_odds(calibrator, evidence[:, [j]])
+                                    for j, calibrator in enumerate(self.calibrators_)]).astype(np.float32)
+        calibrator = self.calibrators_[0]
+        log_proba = np.empty((len(evidence), self.n_columns_))
+        known = calibrator.predict_log_proba(evidence)
+        log_proba[:] = known.min(axis=1, keepdims=True)  # a class the modality never saw: no likelier than the least
+        log_proba[:, calibrator.classes_.astype(int)] = known
+        return (log_proba - log_proba.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _calibrator(evidence, labels):
+    if len(np.unique(labels)) < 2:
+        return None  # every present row of one class: no evidence to calibrate
+    return LogisticRegression(max_iter=1000).fit(evidence, labels)
+
+
+def _log_odds(calibrator, evidence):
+    return np.zeros(len(evidence)) if calibrator is None else calibrator.decision_function(evidence)
+
+
 class TargetAlignment(BaseEstimator):
     """Supervised alignment: each modality's block mapped to its evidence for the target.
 
     Per modality, a :class:`~sklearn.linear_model.RidgeCV` (its penalty chosen
     by efficient leave-one-out) regresses the target's coding (one-hot classes,
-    standardised numbers) on the block. Coordinate j of every projected block
-    is then the same thing, that modality's evidence for target column j, so
-    averaging them adds agreeing evidence.
+    standardised numbers) on the block. For classes, :class:`LogEvidence`
+    calibrates those predictions into log-probabilities, centred across classes.
+    Coordinate j of every projected block is then the same thing, that
+    modality's evidence for target column j, so averaging them adds agreeing
+    evidence, and a modality that knows little moves the mean little.
 
     ``fit`` also sets ``cross_fitted_``: each training row's projection by a
     ridge fitted on the other folds of a ``cv``-fold split (stratified for
     classes), which the fusion uses for the rows it was fitted on, as
-    :class:`~sklearn.preprocessing.TargetEncoder` cross-fits.
+    :class:`~sklearn.preprocessing.TargetEncoder` cross-fits. The calibration
+    is fitted on those cross-fitted predictions, never on a row's own fit.
     """
 
     def __init__(self, cv=5, random_state=0, target_type="auto"):
@@ -113,17 +163,29 @@ class TargetAlignment(BaseEstimator):
     def fit(self, blocks, masks, y):
         """``blocks``: per modality, its rows present (``masks`` says which rows of ``y`` they are)."""
         coding, self.target_kind_ = target_coding(y, self.target_type)
-        self.ridges_, self.cross_fitted_ = [], []
+        self.ridges_, self.calibrations_, self.cross_fitted_ = [], [], []
         for block, mask in zip(blocks, masks):
             folds = _folds(coding[mask], self.target_kind_, self.cv, self.random_state)
             ridge, cross_fitted = _cross_fitted_ridge(block, coding[mask], folds)
+            calibration = None
+            if self.target_kind_ != "continuous":
+                calibration = LogEvidence().fit(cross_fitted, coding[mask], self.target_kind_)
+                cross_fitted = calibration.transform(cross_fitted)
             self.ridges_.append(ridge)
+            self.calibrations_.append(calibration)
             self.cross_fitted_.append(cross_fitted)
-        self.n_components_ = coding.shape[1]
+        self.n_components_ = self.cross_fitted_[0].shape[1]
         return self
 
+    def __setstate__(self, state):
+        # Saved before the calibration (0.2 development builds): their fusion was fitted on raw ridge evidence.
+        state.setdefault("calibrations_", [None] * len(state.get("ridges_", ())))
+        super().__setstate__(state)
+
     def transform(self, block, which):
-        return self.ridges_[which].predict(block).reshape(len(block), -1)
+        evidence = self.ridges_[which].predict(block).reshape(len(block), -1)
+        calibration = self.calibrations_[which]
+        return evidence if calibration is None else calibration.transform(evidence)
 
 
 class CCAAlignment(BaseEstimator):

@@ -125,17 +125,20 @@ def _encode_present(transformer, values):
 FULL_WEIGHT_WIDTH = 64
 
 
-def block_spread(block):
+def block_spread(block, widest):
     """A block's training mean, and the divisor that brings it to its total spread.
 
     The spread is the rows' root mean squared distance to the mean (1 where
-    there is none); the divisor brings it to 1 for a block of
-    :data:`FULL_WEIGHT_WIDTH` or more columns, to ``sqrt(width / FULL_WEIGHT_WIDTH)``
-    for a narrower one.
+    there is none); the divisor brings it to 1 for a block at least as wide as
+    the reference, ``min(widest, FULL_WEIGHT_WIDTH)`` (``widest``: the widest
+    block of the fusion), to ``sqrt(width / reference)`` for a narrower one.
+    A lone block, or blocks all narrower than :data:`FULL_WEIGHT_WIDTH`, are
+    weighed against each other, not against a width none of them has.
     """
     mean = block.mean(axis=0)
     spread = float(np.sqrt(((block - mean) ** 2).sum(axis=1).mean()))
-    target = min(1.0, float(np.sqrt(block.shape[1] / FULL_WEIGHT_WIDTH)))
+    reference = min(widest, FULL_WEIGHT_WIDTH)
+    target = min(1.0, float(np.sqrt(block.shape[1] / reference)))
     return mean, (spread if spread > 1e-12 else 1.0) / target
 
 

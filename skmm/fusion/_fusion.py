@@ -40,8 +40,9 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
 
     Scale: each embedding block is L2-normalised per row (``normalize``),
     then every block is centred on its training mean at unit total variance
-    (a block of fewer than 64 columns, such as a few numbers, at
-    ``sqrt(width / 64)``: each column weighs like one of a 64-column block);
+    (a block of fewer than 64 columns, such as a few numbers, beside a wider
+    one, at ``sqrt(width / 64)``: each column weighs like one of a 64-column
+    block; narrow blocks alone are weighed against the widest of them);
     the output of average, weighted and gated fusion is standardised per
     column. Default-regularised estimators fit both well (see the user guide).
 
@@ -197,10 +198,11 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
             self._remember_columns(frame)
         columns, masks = read_modalities(frame, triples, fitting)
         blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
+        widest = max(block.shape[1] for block in blocks)
         for position, (name, transformer, _) in enumerate(fitted):
             block = self._scale(blocks[position], transformer)
             if fitting:
-                self.block_means_[name], self.block_scales_[name] = block_spread(block)
+                self.block_means_[name], self.block_scales_[name] = block_spread(block, widest)
             blocks[position] = self._center_and_scale(name, block)
         reject_rows_without_a_modality(masks, frame.index, [column for _, _, column in triples], after="could be read")
         return blocks, masks, fitted
