@@ -206,3 +206,36 @@ def test_the_text_ngrams_member_fits_a_column_of_one_word_names():
     names = ["".join(rng.choice(list("abcdefghij"), 6)) for _ in range(40)]
     X, y = pd.DataFrame({"name": names}), np.arange(40) % 2
     assert text_ngrams_member("name").fit(X, y).predict_proba(X).shape == (40, 2)
+
+
+def test_rows_missing_a_modality_are_stacked_from_the_others(tiny_text_model, data):
+    X, y = data
+    X = X.copy()
+    X.loc[X.index[:10], "image"] = None
+    X.loc[X.index[10:20], "text"] = None
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), cv=3, random_state=0).fit(X, y)
+    image_member = stack.named_members_["image_logreg"]
+    shares = np.bincount(y) / len(y)
+    np.testing.assert_allclose(image_member.predict_proba(X[:10]), np.tile(shares, (10, 1)))  # no image: no evidence
+    assert not np.allclose(image_member.predict_proba(X[20:30]), shares)
+    probabilities = stack.predict_proba(X)
+    assert np.isfinite(probabilities).all() and stack.score(X, y) > 0.6
+
+
+def test_a_present_rows_member_passes_the_api_checks_and_maps_classes_it_never_saw(tmp_path):
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import StandardScaler
+
+    from skmm.estimators import PresentRowsClassifier
+
+    member = PresentRowsClassifier(Pipeline([("select", make_column_transformer((StandardScaler(), ["x"]))),
+                                             ("clf", LogisticRegression())]), "x")
+    for check in API_CHECKS:
+        check(type(member).__name__, member)
+    X = pd.DataFrame({"x": [0.0, 0.1, 5.0, 5.1, None, None]})
+    y = np.array(["a", "a", "b", "b", "c", "c"])  # class c only where x is missing
+    probabilities = member.fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(probabilities[4], [1 / 3] * 3)
+    assert probabilities[:4, 2].max() == 0 and list(member.predict(X[:4])) == ["a", "a", "b", "b"]
+    persistence.dump(member, tmp_path / "member.skops")
+    assert persistence.load(tmp_path / "member.skops").predict(X).tolist() == member.predict(X).tolist()

@@ -10,16 +10,19 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import HasMethods, validate_params
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._inputs import is_missing, to_text
+from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
 from .mlp import TorchMLPClassifier
@@ -79,6 +82,119 @@ def log_probability_logistic_regression():
     """
     return Pipeline([("log_odds", FunctionTransformer(log_of_clipped, feature_names_out="one-to-one")),
                      ("logistic_regression", LogisticRegression(C=0.1, max_iter=1000))])
+
+
+class PresentRowsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """A classifier of the rows where a modality is present; the training class shares where it is missing.
+
+    A one-modality member of a stack cannot read a row without its modality
+    (:class:`~skmm.ModalityFusion` refuses a row with nothing to encode). This
+    wrapper fits ``estimator`` on the rows that have a value in ``columns``
+    and, for the others, answers the class shares of the rows it was fitted
+    on: no evidence either way, which the stack's final estimator reads as
+    such, while the other members speak for the row.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba``
+        Reads the table (a pipeline starting with a fusion, a column selector).
+    columns : str or list of str
+        The modality's column (or columns: present where any of them is).
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        ``estimator`` fitted on the rows where the modality is present.
+    class_prior_ : ndarray of shape (n_classes,)
+        The class shares of the training rows, answered where it is missing.
+    classes_ : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skmm.estimators import PresentRowsClassifier
+    >>> X = pd.DataFrame({"price": [1.0, 2.0, None, 8.0, 9.0, 10.0]})
+    >>> member = PresentRowsClassifier(make_pipeline(make_column_transformer((StandardScaler(), ["price"])),
+    ...                                              LogisticRegression()), "price")
+    >>> member.fit(X, [0, 0, 0, 1, 1, 1]).predict_proba(X)[2]  # no price: the class shares
+    array([0.5, 0.5])
+    """
+
+    _parameter_constraints = {"estimator": [HasMethods(["fit", "predict_proba"])], "columns": [str, list]}
+
+    def __init__(self, estimator, columns):
+        self.estimator = estimator
+        self.columns = columns
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit ``estimator`` on the rows with the modality; remember the class shares of every row.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        frame, y = as_frame(X), column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        self.classes_, counts = np.unique(y, return_counts=True)
+        self.class_prior_ = counts / counts.sum()
+        present = self._present(frame)
+        if not present.any():
+            raise ValueError(f"no training row has a value in {self.columns!r}: nothing to fit the member on")
+        self.estimator_ = clone(self.estimator).fit(frame[present], y[present])
+        return self
+
+    def _present(self, frame):
+        return present_mask(frame[self.columns])
+
+    def predict_proba(self, X):
+        """Class probabilities: the estimator's where the modality is present, the class shares elsewhere.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        frame = as_frame(X)
+        probabilities = np.tile(self.class_prior_, (len(frame), 1))
+        present = self._present(frame)
+        if present.any():
+            probabilities[present] = 0.0  # a class the estimator never saw in training keeps probability 0
+            where = np.searchsorted(self.classes_, self.estimator_.classes_)
+            probabilities[np.ix_(present, where)] = self.estimator_.predict_proba(frame[present])
+        return probabilities
+
+    def predict(self, X):
+        """The most probable class of each row.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
 
 
 def _logistic_regression(C=1.0):
@@ -159,7 +275,8 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     cache.
 
     - ``"<modality>_logreg"``, one per modality: its encoder, then
-      LogisticRegression;
+      LogisticRegression, in a :class:`PresentRowsClassifier` (the class
+      shares for a row without the modality);
     - with two modalities or more, ``"<method>_logreg"`` for each early
       fusion ``method`` in concat, average, weighted and gated:
       :class:`~skmm.ModalityFusion`, then LogisticRegression;
@@ -205,8 +322,10 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
         return ModalityFusion([(name, clone(transformer), column) for name, transformer, column in triples],
                               method=method)
 
-    members = [(f"{triple[0]}_logreg", Pipeline([("fuse", fused("concat", [triple])), ("clf", _logistic_regression())]))
-               for triple in triples]
+    # One modality's member cannot read a row without it: the class shares there (the others speak for the row).
+    members = [(f"{name}_logreg", PresentRowsClassifier(
+        Pipeline([("fuse", fused("concat", [(name, transformer, column)])), ("clf", _logistic_regression())]), column))
+        for name, transformer, column in triples]
     if len(triples) > 1:
         members += [(f"{method}_logreg", Pipeline([("fuse", fused(method)), ("clf", _logistic_regression())]))
                     for method in FUSED_METHODS]

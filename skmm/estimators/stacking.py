@@ -107,9 +107,11 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     (``joblib.parallel_config(backend="loky")``) give the encoders a disk
     cache (a path), which the processes share.
 
-    A row missing a modality cannot be predicted by that modality's own
-    member (``"<modality>_logreg"``): with missing values, drop those members
-    from :func:`~skmm.estimators.default_stacking_members`'s list.
+    Missing modalities: the fused members use the modalities a row has; a
+    modality's own member (``"<modality>_logreg"``, a
+    :class:`~skmm.estimators.PresentRowsClassifier`) answers the training
+    class shares for a row without it. A member of yours that reads one
+    modality can be wrapped the same way.
 
     Examples
     --------
