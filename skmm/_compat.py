@@ -109,8 +109,10 @@ def network_architecture(architecture):
 
 
 def upgrade_net_state(state):
-    """A MultimodalNet state saved before ``target_type``: each column's kind was guessed, as ``"auto"`` does."""
+    """A MultimodalNet state saved before ``target_type`` (each column's kind was guessed, as ``"auto"`` does)
+    or before ``probe_epochs`` (its first stage trained ``max_epochs``; a refit now trains it as documented)."""
     state.setdefault("target_type", "auto")
+    state.setdefault("probe_epochs", 200)
     return state
 
 

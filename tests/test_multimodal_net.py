@@ -216,8 +216,10 @@ def test_augmented_views_are_computed_once_each(tiny_image_params, data, embedde
 @pytest.mark.real_model
 def test_the_frozen_network_scores_like_the_mlp_on_the_concatenated_embeddings():
     """train_blocks=0 trains the same kind of model as TorchMLPClassifier on ModalityFusion(method="concat"):
-    with the default encoders and default parameters both score alike (a batch norm per feature, the
-    earlier input treatment, cost 1 to 4 points on real tables)."""
+    with the default encoders and default parameters the network is not behind (a batch norm per feature, the
+    earlier input treatment, cost 1 to 4 points on real tables; 20 warm-up-cosine epochs for its head, the
+    earlier first stage, 3 on a 16-class table). Here it is 1.5 points ahead; on the real tables of
+    benchmarks/net_parity.py it is within 1.3 points either way."""
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import Pipeline
 
@@ -233,7 +235,7 @@ def test_the_frozen_network_scores_like_the_mlp_on_the_concatenated_embeddings()
                     ("clf", TorchMLPClassifier(random_state=0, device=DEVICE))])
     net = MultimodalNetClassifier(modalities(), train_blocks=0, random_state=0, device=DEVICE)
     mlp_score, net_score = (cross_val_score(model, X, y, cv=folds).mean() for model in (mlp, net))
-    assert mlp_score > 0.85 and abs(net_score - mlp_score) <= 0.01, (net_score, mlp_score)
+    assert mlp_score > 0.85 and net_score >= mlp_score - 0.01, (net_score, mlp_score)
 
 
 def test_a_network_saved_with_batch_norms_per_feature_loads_and_predicts_the_same(tiny_image_params,

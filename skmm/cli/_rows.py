@@ -154,8 +154,8 @@ def enforce(found, *, policy, verb, table, folder, per_row=True):
 def describe_missing(found, verb, n_modalities=2):
     """One note per column with missing values in rows that are kept: they are used from their other modality.
 
-    ``verb``: what is done with such a row ("used", "predicted"); ``n_modalities``: how many the model has. Rows already
-    in ``found.reasons`` (left out, or an error) are said there, not here.
+    ``verb``: what is done with such a row ("used", "predicted"); ``n_modalities``: how many the model has.
+    Rows already in ``found.reasons`` (left out, or an error) are said there, not here.
     """
     notes = []
     for column, (modality, labels) in found.missing.items():

@@ -33,6 +33,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         "fusion_width": [Interval(Integral, 1, None, closed="left")],
         "backbone_learning_rate": [Interval(Real, 0, None, closed="left")],
         "warmup": [Interval(Real, 0, 1, closed="left")],
+        "probe_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
         "n_views": [Interval(Integral, 1, None, closed="left")],
         "task_weights": ["array-like", None],
@@ -42,9 +43,9 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
                  dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
-                 warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, target_type="auto",
-                 random_state=None, device="auto", verbose=0):
+                 warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
+                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None,
+                 target_type="auto", random_state=None, device="auto", verbose=0):
         self.modalities = modalities
         self.fusion = fusion
         self.train_blocks = train_blocks
@@ -57,6 +58,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         self.weight_decay = weight_decay
         self.warmup = warmup
         self.batch_size = batch_size
+        self.probe_epochs = probe_epochs
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -47,10 +47,18 @@ _PARAMETERS = """
         smaller steps; the fusion and heads start trained, see Notes).
     weight_decay : float, default=0.01
     warmup : float, default=0.1
-        Share of the training steps over which the learning rates rise
+        Share of the fine-tuning steps over which the learning rates rise
         linearly; a cosine decay follows.
     batch_size : int, default=32
+    probe_epochs : int, default=200
+        Epochs of the first stage, the fusion and heads on the blocks as
+        loaded (see Notes): trained as :class:`~skmm.TorchMLPClassifier`
+        trains, at a constant ``learning_rate``, stopped early on the
+        validation rows when there are some. Cheap: the blocks' outputs are
+        computed once. (With ``fusion="attention"``, whose first stage runs
+        the blocks, ``max_epochs``.)
     max_epochs : int, default=20
+        Epochs of the second stage, where blocks train.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the rows (stratified on the first
         target column when it holds classes), stop when the validation loss has not improved by ``tol``
@@ -111,8 +119,10 @@ _NOTES = """
     trained weights; the frozen parts reload from their named source.
 
     ``fit`` trains in two stages. First the fusion and the heads alone, at
-    ``learning_rate``, on what the blocks make of each row as they were
-    loaded (computed once: as cheap as ``train_blocks=0``). Then, where
+    ``learning_rate`` for up to ``probe_epochs``, on what the blocks make of
+    each row as they were loaded (computed once: as cheap as
+    ``train_blocks=0``, and trained as :class:`~skmm.TorchMLPClassifier`
+    trains its MLP). Then, where
     blocks train, the whole network from there at ``backbone_learning_rate``
     ("linear probing, then fine-tuning": the trained head sends no large,
     random gradients into pretrained blocks). The fine-tuned network is kept
@@ -163,14 +173,15 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
                  dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
-                 warmup=0.1, batch_size=32, max_epochs=20, early_stopping="auto", validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None, target_type="auto",
-                 class_weight=None, label_smoothing=0.0, random_state=None, device="auto", verbose=0):
+                 warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
+                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None,
+                 target_type="auto", class_weight=None, label_smoothing=0.0, random_state=None, device="auto",
+                 verbose=0):
         super().__init__(
             modalities, fusion=fusion, train_blocks=train_blocks, fusion_width=fusion_width,
             hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, optimizer=optimizer, learning_rate=learning_rate,
             backbone_learning_rate=backbone_learning_rate, weight_decay=weight_decay, warmup=warmup,
-            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
+            batch_size=batch_size, probe_epochs=probe_epochs, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol, augment=augment,
             n_views=n_views, task_weights=task_weights, target_type=target_type, random_state=random_state,
             device=device, verbose=verbose)
