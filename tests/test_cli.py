@@ -635,13 +635,18 @@ def test_table_columns_are_a_third_modality_in_fit_and_predict(table_dir, tmp_pa
     table = _variant(table_dir, "posts_with_table.csv", with_table)
     model = tmp_path / "m.skops"
     assert _fails(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price,label", "-o", str(model),
-                   *RUNTIME], capsys).endswith("['label'] is already the image, text or target column\n")
+                   *RUNTIME], capsys).endswith("'label' is already the --target column\n")
+    assert _fails(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price, price", "-o", str(model),
+                   *RUNTIME], capsys).endswith("names ['price'] twice\n")
+    assert "did you mean 'price'?" in _fails(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "prise",
+                                              "-o", str(model), *RUNTIME], capsys)
     assert embedded_items == []  # refused before any model work
     assert main(["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price,brand", "--cv", "2",
                  "-o", str(model), *RUNTIME]) == 0
     assert "table only" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "m_report" / "metrics.json").read_text())
-    assert set(metrics["cross_validation"]) == {"concat fusion", "text only", "image only", "table only"}
+    assert set(metrics["cross_validation"]) == {"concat fusion", "text only", "image only", "table only",
+                                                "image + text"}  # the last: what the table columns add
     assert np.mean(metrics["cross_validation"]["table only"]["scores"]["accuracy"]) > 0.8  # the price says the class
 
     new = pd.read_csv(table).drop(columns="label").head(4)
@@ -657,3 +662,15 @@ def test_table_columns_are_a_third_modality_in_fit_and_predict(table_dir, tmp_pa
     predictions = pd.read_csv(tmp_path / "pred.csv")
     assert predictions["prediction"].notna().all()
     np.testing.assert_allclose(predictions.filter(like="proba_").sum(axis=1), 1, atol=1e-5)
+
+    new["price"] = new["price"].astype(object)
+    new.loc[3, "price"] = "unknown"  # not a number: by --on-error, an error naming it, the row left out, or imputed
+    new.to_csv(table_dir / "new_with_table.csv", index=False)
+    argv = ["predict", str(model), str(table_dir / "new_with_table.csv"), "-o", str(tmp_path / "pred.csv"), *RUNTIME]
+    assert "line 5 (price: 'unknown' is not a number)" in _fails(argv, capsys)
+    assert main([*argv, "--on-error", "skip"]) == 0
+    assert "line 5 (price: 'unknown' is not a number)" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "pred.csv")["prediction"].isna().tolist() == [False, False, False, True]
+    assert main([*argv, "--on-error", "zero"]) == 0
+    assert "taken as missing and imputed (--on-error zero): line 5" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "pred.csv")["prediction"].notna().all()

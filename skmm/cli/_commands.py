@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._messages import first_and_more
 from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_can_create_in, check_columns, check_folder_for,
                   check_output, load_model, read_table, save_model, write_table)
-from ._rows import (check_readability, check_target, describe_missing, enforce, folds_for, plural, present,
-                    warn_if_texts_are_paths)
+from ._rows import (agree, check_readability, check_target, describe_missing, enforce, folds_for, non_numbers, plural,
+                    present, warn_if_texts_are_paths)
 
 
 def check_device(device):
@@ -64,11 +65,19 @@ def _report_folder(args, output):
 
 
 def _table_columns(args):
-    """``--table-cols``: a list, none of which is the image, text or target column."""
-    columns = args.table_cols or []
-    taken = [column for column in columns if column in (args.image_col, args.text_col, args.target)]
-    if taken:
-        raise CLIError(f"--table-cols {','.join(columns)}: {taken} is already the image, text or target column")
+    """``--table-cols``: a list of distinct names, none of which is the image, text or target column."""
+    if args.table_cols is None:
+        return []
+    columns = [column.strip() for column in args.table_cols.split(",")]
+    if not all(columns):
+        raise CLIError(f"--table-cols {args.table_cols!r} has an empty column name")
+    twice = sorted({column for column in columns if columns.count(column) > 1})
+    if twice:
+        raise CLIError(f"--table-cols {args.table_cols!r} names {twice} twice")
+    roles = {args.image_col: "--image-col", args.text_col: "--text-col", args.target: "--target"}
+    for column in columns:
+        if column in roles:
+            raise CLIError(f"--table-cols: {column!r} is already the {roles[column]} column")
     return columns
 
 
@@ -132,7 +141,8 @@ def _fit_pipeline(args, image, text):
 
 
 def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, log):
-    """Cross-validated scores of the same classifier on each modality alone, over the rows that have it."""
+    """Cross-validated scores of the same classifier on each modality alone, over the rows that have it (and,
+    with table columns, on the image and text fused without them)."""
     from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
@@ -141,16 +151,18 @@ def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, l
     from ._report import cross_validate
 
     image, text = encoders
-    singles = [("text only", ModalityFusion([("text", text, args.text_col)]), args.text_col),
-               ("image only", ModalityFusion([("image", image, args.image_col)]), args.image_col)]
+    singles = [("text only", ModalityFusion([("text", text, args.text_col)]), usable[args.text_col]),
+               ("image only", ModalityFusion([("image", image, args.image_col)]), usable[args.image_col])]
     if args.table_cols:
         # Its columns standardised, as a user would fit the table alone: scaled as one block of a fusion (unit
         # total variance), ten Pokémon columns scored 3 points less with LogisticRegression().
         singles.append(("table only", ColumnTransformer([("table", TabularEncoder(), _table_columns(args))]),
-                        "table"))
+                        usable["table"]))
+        # What the table columns add: the same fusion without them.
+        media = ModalityFusion([("image", image, args.image_col), ("text", text, args.text_col)], method=args.fusion)
+        singles.append(("image + text", media, usable[args.image_col] | usable[args.text_col]))
     baselines = []
-    for name, features, usable_key in singles:
-        has = usable[usable_key]
+    for name, features, has in singles:
         single = Pipeline([("features", features), ("clf", clone(estimator))])
         position = np.cumsum(has) - 1  # each kept row's position among the rows that have this modality
         kept = [(position[train[has[train]]], position[test[has[test]]]) for train, test in folds]
@@ -238,6 +250,25 @@ def apply_runtime(fusion, args, folder, on_error):
             encoder.move_to(args.device if args.device != "auto" else encoder.device_)
 
 
+def _checked_numbers(fusion, X, args):
+    """The model's numeric table columns as numbers; a cell that is not one is, by ``--on-error``, an error naming
+    every such cell (raise), its row left out (skip: returned as reasons) or a missing value, imputed (zero, nan:
+    a note says where). Returns ``(X, reasons, note)``."""
+    numeric = [column for _, encoder, _ in fusion.transformers_ for column in getattr(encoder, "numeric_", [])]
+    reasons, numbers = non_numbers(X, numeric)
+    X = X.assign(**numbers)
+    if not reasons:
+        return X, {}, None
+    described = first_and_more(list(reasons), lambda label: f"{X.index.name or 'row'} {label} ({reasons[label]})")
+    if args.on_error == "raise":
+        raise CLIError(f"{plural(len(reasons), 'row')} of {args.table} cannot be predicted: {described}. Use "
+                       "--on-error skip to leave them out, or --on-error zero to take such values as missing")
+    if args.on_error == "skip":
+        return X, reasons, None
+    return X, {}, (f"{plural(len(reasons), 'row')} {agree(len(reasons), 'has', 'have')} table values that are not "
+                   f"numbers, taken as missing and imputed (--on-error {args.on_error}): {described}")
+
+
 def predict(args, log, say):
     output = check_output(args.output, TABLE_FORMATS, "output")
     if output.resolve() == Path(args.table).resolve():
@@ -259,14 +290,18 @@ def predict(args, log, say):
                        "(or predict from the original table)")
     folder = _folder(args.table)
     apply_runtime(fusion, args, folder, args.on_error)
-    X = table[columns]
+    X, not_numbers, numbers_note = _checked_numbers(fusion, table[columns], args)  # cheap: before any embedding
     log(f"checking and embedding {len(X)} rows")
     tabular = [column for column in columns if column not in {column for _, column in media}]
     table_rows = _table_present(X, tabular)
     found = check_readability(media, X, policy=args.on_error, fitted=True, other_present=table_rows)
+    for label, why in not_numbers.items():  # --on-error skip: left out, with the reason
+        found.reasons[label] = f"{found.reasons[label]}; {why}" if label in found.reasons else why
+    found.reasons = {label: found.reasons[label] for label in X.index if label in found.reasons}
     note = enforce(found, policy=args.on_error, verb="predicted", table=args.table, folder=folder)
     _note_missing_table(found, X, tabular, table_rows)
-    missing_notes = describe_missing(found, "predicted", len(fusion.transformers_))
+    missing_notes = describe_missing(found, "predicted", len(fusion.transformers_)) + (
+        [numbers_note] if numbers_note else [])
     skipped = set(found.reasons) if args.on_error == "skip" else set()
     good = ~X.index.isin(list(skipped))
     probabilities = np.full((len(X), len(classes)), np.nan)

@@ -91,9 +91,15 @@ def read_table(path, raw=False):
 
 
 def check_columns(table, columns, table_path):
+    import difflib
+
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise CLIError(f"column(s) {missing} not in {table_path} (its columns: {list(table.columns)})")
+        names = [str(name) for name in table.columns]
+        close = {c: difflib.get_close_matches(str(c), names, n=1) for c in missing}
+        hints = "; ".join(f"{c!r}: did you mean {match[0]!r}?" for c, match in close.items() if match)
+        raise CLIError(f"column(s) {missing} not in {table_path} ({hints + '; ' if hints else ''}its columns: "
+                       f"{list(table.columns)})")
 
 
 def write_table(frame, path):

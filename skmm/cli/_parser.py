@@ -24,15 +24,6 @@ def _positive_int(text):
     return value
 
 
-def _column_list(text):
-    columns = [column.strip() for column in text.split(",")]
-    if not all(columns):
-        raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
-    if len(set(columns)) < len(columns):
-        raise argparse.ArgumentTypeError(f"{text!r} names a column twice")
-    return columns
-
-
 def _device(text):
     if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:1 or mps")
@@ -112,12 +103,13 @@ def _add_fit_command(commands):
     """``skmm fit TABLE -o MODEL``."""
     fit = commands.add_parser(
         "fit", formatter_class=_Formatter, help="cross-validate and fit a pipeline on a table, save it",
-        description="Fit image + text encoders, a fusion and a classifier on TABLE; cross-validate it beside "
-                    "text-only and image-only baselines (the same folds), write a report folder (per-class "
+        description="Fit image + text encoders (and, with --table-cols, the table's numbers and categories), a "
+                    "fusion and a classifier on TABLE; cross-validate it beside a baseline per modality (and image "
+                    "+ text without the table columns) on the same folds, write a report folder (per-class "
                     "precision / recall / F1, confusion matrix, timings) and save the fitted pipeline.")
     fit.add_argument("table", metavar="TABLE", help="CSV or Parquet file")
     _add_column_options(fit, target=True)
-    fit.add_argument("--table-cols", type=_column_list, default=None, metavar="COL[,COL...]",
+    fit.add_argument("--table-cols", default=None, metavar="COL[,COL...]",
                      help="numbers and categories beside the image and text (price,brand): one more modality, "
                           "TabularEncoder() at its defaults (numeric columns median-imputed and standardised, "
                           "others one-hot); predict reads them from the model")

@@ -108,6 +108,24 @@ def check_readability(encoders_and_columns, X, *, policy, fitted=False, other_pr
     return found
 
 
+def non_numbers(X, numeric_columns):
+    """The cells of ``numeric_columns`` that hold something other than a finite number (a missing value is not:
+    it is imputed). Returns ``(reasons, numbers)``: row label -> what is wrong there, and the columns as numbers
+    (those cells missing)."""
+    import pandas as pd
+
+    reasons, numbers = {}, {}
+    for column in numeric_columns:
+        values = X[column]
+        numbers[column] = pd.to_numeric(values.where(present(values)), errors="coerce")
+        bad = (numbers[column].isna().to_numpy() & present(values)) | np.isinf(numbers[column].to_numpy(float))
+        numbers[column] = numbers[column].where(~bad)
+        for label in X.index[bad]:
+            why = f"{column}: {values[label]!r} is not a number"
+            reasons[label] = f"{reasons[label]}, {why}" if label in reasons else why
+    return {label: reasons[label] for label in X.index if label in reasons}, numbers  # in the table's order
+
+
 def _loaded(encoder, values, column):
     """``encoder`` fitted (its model loaded), or one clear error that names the model."""
     from ..encoders import ModelNotFoundError, WeightsUnavailableError
