@@ -674,3 +674,24 @@ def test_table_columns_are_a_third_modality_in_fit_and_predict(table_dir, tmp_pa
     assert main([*argv, "--on-error", "zero"]) == 0
     assert "taken as missing and imputed (--on-error zero): line 5" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "pred.csv")["prediction"].notna().all()
+
+
+def test_a_numeric_table_column_with_a_few_words_stays_numeric_in_fit(table_dir, tmp_path, capsys, embedded_items):
+    """A '?' in a column of prices makes pandas read it as text: one-hot encoded as categories, the prices would
+    be lost; it is a column of numbers, and the '?' follows --on-error as in predict."""
+    from skmm import persistence
+
+    def with_price(frame):
+        frame["price"] = frame["label"].map({"red": 10.0, "green": 20.0, "blue": 30.0}).astype(object)
+        frame.loc[4, "price"] = "?"
+        return frame
+
+    table = _variant(table_dir, "posts_with_a_question_mark.csv", with_price)
+    argv = ["fit", table, *COLUMNS, "--target", "label", "--table-cols", "price", "--cv", "0",
+            "-o", str(tmp_path / "m.skops"), *RUNTIME]
+    assert "line 6 (price: '?' is not a number)" in _fails(argv, capsys)
+    assert embedded_items == []  # before any model work
+    assert main([*argv, "--on-error", "zero"]) == 0
+    assert "taken as missing and imputed (--on-error zero): line 6" in capsys.readouterr().out
+    encoder = persistence.load(tmp_path / "m.skops").named_steps["fuse"].named_transformers_["table"]
+    assert encoder.numeric_ == ["price"] and encoder.categorical_ == []

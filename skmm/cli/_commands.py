@@ -104,6 +104,43 @@ def _labelled_rows(args, notes):
     return labelled[[args.image_col, args.text_col, *_table_columns(args)]], y
 
 
+def _non_numbers_by_policy(args, X, columns, verb):
+    """``columns`` of ``X`` as numbers; a cell that is not one is, by ``--on-error``, an error naming every such
+    cell (raise), its row to leave out (skip: returned as reasons) or a missing value, imputed (zero, nan).
+    Returns ``(X, reasons, note)``: the note says what was done, by line. ``verb``: "used", "predicted"."""
+    reasons, numbers = non_numbers(X, columns)
+    X = X.assign(**numbers)
+    if not reasons:
+        return X, {}, None
+    described = first_and_more(list(reasons), lambda label: f"{X.index.name or 'row'} {label} ({reasons[label]})")
+    if args.on_error == "raise":
+        raise CLIError(f"{plural(len(reasons), 'row')} of {args.table} cannot be {verb}: {described}. Use "
+                       "--on-error skip to leave them out, or --on-error zero to take such values as missing")
+    if args.on_error == "skip":
+        return X, reasons, f"{plural(len(reasons), 'row')} left out (--on-error skip): {described}"
+    return X, {}, (f"{plural(len(reasons), 'row')} {agree(len(reasons), 'has', 'have')} table values that are not "
+                   f"numbers, taken as missing and imputed (--on-error {args.on_error}): {described}")
+
+
+def _table_numbers(args, X, y, notes):
+    """Table columns of numbers that a few cells ("?", "unknown") made text: numbers again, those cells by
+    ``--on-error`` as ``skmm predict`` takes them (else the column would be one-hot encoded as categories).
+    Returns ``(X, y)``."""
+    import pandas as pd
+
+    def mostly_numbers(values):
+        there = values[present(values)]
+        parsed = pd.to_numeric(there, errors="coerce").notna()
+        return parsed.sum() >= 2 and parsed.mean() >= 0.9
+
+    suspects = [column for column in _table_columns(args)
+                if not pd.api.types.is_numeric_dtype(X[column]) and mostly_numbers(X[column])]
+    X, left_out, note = _non_numbers_by_policy(args, X, suspects, "used")
+    notes.extend([note] if note else [])
+    keep = ~X.index.isin(list(left_out))
+    return X[keep], y[keep]
+
+
 def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
     """Check and embed every value; apply ``--on-error``. Returns ``(X, y, usable)``: the rows kept, and per
     column which of them have a value that could be read."""
@@ -197,6 +234,7 @@ def fit(args, log, say):
     check_device(args.device)
     notes, timings = [], {}
     X, y = _labelled_rows(args, notes)
+    X, y = _table_numbers(args, X, y, notes)  # cheap: before any embedding
     folder = _folder(args.table)
     warn_if_texts_are_paths(X[args.text_col], folder, args.text_col, say)
     image, text = make_encoders(args, folder, args.on_error)
@@ -250,25 +288,6 @@ def apply_runtime(fusion, args, folder, on_error):
             encoder.move_to(args.device if args.device != "auto" else encoder.device_)
 
 
-def _checked_numbers(fusion, X, args):
-    """The model's numeric table columns as numbers; a cell that is not one is, by ``--on-error``, an error naming
-    every such cell (raise), its row left out (skip: returned as reasons) or a missing value, imputed (zero, nan:
-    a note says where). Returns ``(X, reasons, note)``."""
-    numeric = [column for _, encoder, _ in fusion.transformers_ for column in getattr(encoder, "numeric_", [])]
-    reasons, numbers = non_numbers(X, numeric)
-    X = X.assign(**numbers)
-    if not reasons:
-        return X, {}, None
-    described = first_and_more(list(reasons), lambda label: f"{X.index.name or 'row'} {label} ({reasons[label]})")
-    if args.on_error == "raise":
-        raise CLIError(f"{plural(len(reasons), 'row')} of {args.table} cannot be predicted: {described}. Use "
-                       "--on-error skip to leave them out, or --on-error zero to take such values as missing")
-    if args.on_error == "skip":
-        return X, reasons, None
-    return X, {}, (f"{plural(len(reasons), 'row')} {agree(len(reasons), 'has', 'have')} table values that are not "
-                   f"numbers, taken as missing and imputed (--on-error {args.on_error}): {described}")
-
-
 def predict(args, log, say):
     output = check_output(args.output, TABLE_FORMATS, "output")
     if output.resolve() == Path(args.table).resolve():
@@ -290,7 +309,9 @@ def predict(args, log, say):
                        "(or predict from the original table)")
     folder = _folder(args.table)
     apply_runtime(fusion, args, folder, args.on_error)
-    X, not_numbers, numbers_note = _checked_numbers(fusion, table[columns], args)  # cheap: before any embedding
+    numeric = [column for _, encoder, _ in fusion.transformers_ for column in getattr(encoder, "numeric_", [])]
+    # Cheap, before any embedding; under --on-error skip the rows are left out below, with the others.
+    X, not_numbers, numbers_note = _non_numbers_by_policy(args, table[columns], numeric, "predicted")
     log(f"checking and embedding {len(X)} rows")
     tabular = [column for column in columns if column not in {column for _, column in media}]
     table_rows = _table_present(X, tabular)
@@ -301,7 +322,7 @@ def predict(args, log, say):
     note = enforce(found, policy=args.on_error, verb="predicted", table=args.table, folder=folder)
     _note_missing_table(found, X, tabular, table_rows)
     missing_notes = describe_missing(found, "predicted", len(fusion.transformers_)) + (
-        [numbers_note] if numbers_note else [])
+        [numbers_note] if numbers_note and not not_numbers else [])
     skipped = set(found.reasons) if args.on_error == "skip" else set()
     good = ~X.index.isin(list(skipped))
     probabilities = np.full((len(X), len(classes)), np.nan)
