@@ -14,6 +14,7 @@ _compat.install_moved_modules()  # files saved by older versions name module pat
 
 _WHERE = {
     "EncodingError": ".encoders",
+    "EncodingWarning": ".encoders",
     "ModelNotFoundError": ".encoders",
     "WeightsUnavailableError": ".encoders",
     "ImageEncoder": ".encoders",

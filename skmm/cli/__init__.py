@@ -53,8 +53,10 @@ def main(argv=None):
     command = {"demo": _demo, "fit": _commands.fit, "predict": _commands.predict, "embed": _commands.embed}
     try:
         with warnings.catch_warnings():
+            from ..encoders import EncodingWarning  # here: `skmm --help` does not wait for torch
+
             # Rows an encoder could not read are reported by the command itself, once, by their CSV line.
-            warnings.filterwarnings("ignore", message=r".*could not be encoded.*; their embeddings are")
+            warnings.simplefilter("ignore", EncodingWarning)
             command[args.command](args, log, say)
     except KeyboardInterrupt:
         resume = (" (the parts written so far are kept: run the same command again to go on)"

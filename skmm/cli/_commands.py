@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._messages import first_and_more
 from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_can_create_in, check_columns, check_folder_for,
                   check_output, load_model, read_table, save_model, write_table)
-from ._rows import (agree, check_readability, check_target, describe_missing, enforce, folds_for, non_numbers, plural,
-                    present, warn_if_texts_are_paths)
+from ._rows import (Readability, agree, check_readability, check_target, describe_missing, enforce, folds_for,
+                    non_numbers, plural, present, warn_if_texts_are_paths)
 
 
 def check_device(device):
@@ -82,8 +81,8 @@ def _table_columns(args):
 
 
 def _table_present(X, columns):
-    """The rows with at least one of the table columns filled (the others are imputed)."""
-    return np.logical_or.reduce([present(X[column]) for column in columns]) if columns else None
+    """The rows with at least one of the table columns filled (the others are imputed); None without any."""
+    return present(X[columns]) if columns else None
 
 
 def _note_missing_table(found, X, columns, table_rows):
@@ -95,13 +94,14 @@ def _note_missing_table(found, X, columns, table_rows):
 def _labelled_rows(args, notes):
     """The table's rows that have a label, as ``(X, y)``; a note says how many had none."""
     table = read_table(args.table)
-    check_columns(table, [args.image_col, args.text_col, *_table_columns(args), args.target], args.table)
+    args.table_columns = _table_columns(args)  # checked and parsed once; the steps of fit read it
+    check_columns(table, [args.image_col, args.text_col, *args.table_columns, args.target], args.table)
     labelled = table[present(table[args.target])]  # the one rule of what is missing, labels included
     if len(labelled) < len(table):
         notes.append(f"{plural(len(table) - len(labelled), 'row')} without a label in {args.target!r} left out")
     y = labelled[args.target].to_numpy()
     check_target(y, args.target)  # before any model work
-    return labelled[[args.image_col, args.text_col, *_table_columns(args)]], y
+    return labelled[[args.image_col, args.text_col, *args.table_columns]], y
 
 
 def _non_numbers_by_policy(args, X, columns, verb):
@@ -112,7 +112,7 @@ def _non_numbers_by_policy(args, X, columns, verb):
     X = X.assign(**numbers)
     if not reasons:
         return X, {}, None
-    described = first_and_more(list(reasons), lambda label: f"{X.index.name or 'row'} {label} ({reasons[label]})")
+    described = Readability(X.index.name or "row", reasons=reasons).describe(limit=10)
     if args.on_error == "raise":
         raise CLIError(f"{plural(len(reasons), 'row')} of {args.table} cannot be {verb}: {described}. Use "
                        "--on-error skip to leave them out, or --on-error zero to take such values as missing")
@@ -133,7 +133,7 @@ def _table_numbers(args, X, y, notes):
         parsed = pd.to_numeric(there, errors="coerce").notna()
         return parsed.sum() >= 2 and parsed.mean() >= 0.9
 
-    suspects = [column for column in _table_columns(args)
+    suspects = [column for column in args.table_columns
                 if not pd.api.types.is_numeric_dtype(X[column]) and mostly_numbers(X[column])]
     X, left_out, note = _non_numbers_by_policy(args, X, suspects, "used")
     notes.extend([note] if note else [])
@@ -146,14 +146,14 @@ def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
     column which of them have a value that could be read."""
     log(f"checking and embedding {len(X)} images ({args.image_col!r}) and texts ({args.text_col!r})")
     with _timed(timings, "embedding (each image and text once)"):
-        table_rows = _table_present(X, _table_columns(args))
+        table_rows = _table_present(X, args.table_columns)
         found = check_readability(modalities, X, policy=args.on_error, other_present=table_rows)
     note = enforce(found, policy=args.on_error, verb="used", table=args.table, folder=folder)
     usable = dict(found.usable)
     if table_rows is not None:
         usable["table"] = table_rows
-    _note_missing_table(found, X, _table_columns(args), table_rows)
-    notes.extend(([note] if note else []) + describe_missing(found, "used", 2 + bool(args.table_cols)))
+    _note_missing_table(found, X, args.table_columns, table_rows)
+    notes.extend(([note] if note else []) + describe_missing(found, "used", 2 + bool(args.table_columns)))
     if found.reasons and args.on_error == "skip":
         keep = ~X.index.isin(list(found.reasons))
         X, y, usable = X[keep], y[keep], {column: ok[keep] for column, ok in usable.items()}
@@ -161,8 +161,9 @@ def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
     return X, y, usable
 
 
-def _fit_pipeline(args, image, text):
-    """The model ``skmm fit`` writes: the fusion of both modalities, then the classifier ``--help`` names."""
+def _fit_pipeline(args, image, text, table_columns=()):
+    """The model ``skmm fit`` writes: the fusion of the image, the text and the ``table_columns`` (if any), then
+    the classifier ``--help`` names."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
@@ -172,8 +173,8 @@ def _fit_pipeline(args, image, text):
     estimator = (LogisticRegression(max_iter=3000) if args.estimator == "logreg"
                  else TorchMLPClassifier(device=args.device, random_state=0))
     branches = [("image", image, args.image_col), ("text", text, args.text_col)]
-    if args.table_cols:
-        branches.append(("table", TabularEncoder(), _table_columns(args)))
+    if table_columns:
+        branches.append(("table", TabularEncoder(), list(table_columns)))
     return Pipeline([("fuse", ModalityFusion(branches, method=args.fusion)), ("clf", estimator)])
 
 
@@ -190,10 +191,10 @@ def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, l
     image, text = encoders
     singles = [("text only", ModalityFusion([("text", text, args.text_col)]), usable[args.text_col]),
                ("image only", ModalityFusion([("image", image, args.image_col)]), usable[args.image_col])]
-    if args.table_cols:
+    if args.table_columns:
         # Its columns standardised, as a user would fit the table alone: scaled as one block of a fusion (unit
         # total variance), ten Pokémon columns scored 3 points less with LogisticRegression().
-        singles.append(("table only", ColumnTransformer([("table", TabularEncoder(), _table_columns(args))]),
+        singles.append(("table only", ColumnTransformer([("table", TabularEncoder(), args.table_columns)]),
                         usable["table"]))
         # What the table columns add: the same fusion without them.
         media = ModalityFusion([("image", image, args.image_col), ("text", text, args.text_col)], method=args.fusion)
@@ -244,7 +245,7 @@ def fit(args, log, say):
     notes.extend([folds_note] if folds_note else [])
     for note in notes:
         say(note)
-    pipeline = _fit_pipeline(args, image, text)
+    pipeline = _fit_pipeline(args, image, text, args.table_columns)
     fused, baselines = None, []
     if n_folds:
         fused, baselines = _cross_validation(args, n_folds, pipeline, (image, text), X, y, usable, timings, log, say)
@@ -254,7 +255,7 @@ def fit(args, log, say):
     save_model(pipeline, output)
     say(f"wrote {output}")
     settings = {"table": args.table, "image column": args.image_col, "text column": args.text_col,
-                "target": args.target, "table columns": ", ".join(_table_columns(args)) or "none",
+                "target": args.target, "table columns": ", ".join(args.table_columns) or "none",
                 "image model": args.image_model, "text model": args.text_model,
                 "fusion": args.fusion, "estimator": repr(pipeline.named_steps["clf"]), "folds": n_folds,
                 "on error": args.on_error}

@@ -112,14 +112,12 @@ def non_numbers(X, numeric_columns):
     """The cells of ``numeric_columns`` that hold something other than a finite number (a missing value is not:
     it is imputed). Returns ``(reasons, numbers)``: row label -> what is wrong there, and the columns as numbers
     (those cells missing)."""
-    import pandas as pd
+    from ..encoders.tabular import non_number_cells
 
     reasons, numbers = {}, {}
     for column in numeric_columns:
         values = X[column]
-        numbers[column] = pd.to_numeric(values.where(present(values)), errors="coerce")
-        bad = (numbers[column].isna().to_numpy() & present(values)) | np.isinf(numbers[column].to_numpy(float))
-        numbers[column] = numbers[column].where(~bad)
+        bad, numbers[column] = non_number_cells(values.where(present(values)))  # a blank field is missing too
         for label in X.index[bad]:
             why = f"{column}: {values[label]!r} is not a number"
             reasons[label] = f"{reasons[label]}, {why}" if label in reasons else why

@@ -6,7 +6,7 @@ backbone into a frozen trunk and a trainable top, for the estimators that
 train one.
 """
 
-from ._base import EncodingError
+from ._base import EncodingError, EncodingWarning
 from ._branches import embedding_encoder
 from ._columns import EmbedColumns
 from ._model_names import ModelNotFoundError, WeightsUnavailableError
@@ -14,5 +14,5 @@ from .image import ImageEncoder
 from .tabular import TabularEncoder
 from .text import TextEncoder
 
-__all__ = ["EmbedColumns", "EncodingError", "ImageEncoder", "ModelNotFoundError", "TabularEncoder", "TextEncoder",
-           "WeightsUnavailableError", "embedding_encoder"]
+__all__ = ["EmbedColumns", "EncodingError", "EncodingWarning", "ImageEncoder", "ModelNotFoundError", "TabularEncoder",
+           "TextEncoder", "WeightsUnavailableError", "embedding_encoder"]

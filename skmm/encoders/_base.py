@@ -27,6 +27,15 @@ from .._table import remember_columns
 from ._backends import BACKENDS, resolve_backend
 from ._model import ModelLoadingMixin
 
+class EncodingWarning(UserWarning):
+    """Some rows could not be encoded and were filled per ``on_error="zero"`` / ``"nan"``; names their rows.
+
+    Its own category, so that a caller that reports those rows itself (the
+    command line, :class:`~skmm.encoders.EmbedColumns`) silences this warning
+    and no other.
+    """
+
+
 class EncodingError(ValueError):
     """Raised when some rows cannot be encoded; names their rows.
 
@@ -300,7 +309,8 @@ class BaseEncoder(DeviceBoundPickling, ClassNamePrefixFeaturesOutMixin, Transfor
                 raise self.encoding_error(problems, index, column)
             failed_mask[list(problems)] = True
             warnings.warn(f"{self._failures(problems, index, column)}; their embeddings are {self.on_error}s "
-                          "(in a ModalityFusion, those rows miss the modality)", stacklevel=caller_stacklevel())
+                          "(in a ModalityFusion, those rows miss the modality)", EncodingWarning,
+                          stacklevel=caller_stacklevel())
             embeddings[failed_mask] = 0.0 if self.on_error == "zero" else np.nan
         return embeddings, failed_mask
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from ._base import EncodingWarning
+
 
 class EmbedColumns(TransformerMixin, BaseEstimator):
     """Each ``(column, encoder)``'s raw embeddings side by side, named ``<column>__<feature>``.
@@ -85,7 +87,7 @@ class EmbedColumns(TransformerMixin, BaseEstimator):
         for column, encoder in self.encoders_:
             embeddings, found, index, name = encoder.encode_rows(X[column])
             with warnings.catch_warnings():  # the notes below say it, once, at the end (workers warn apart)
-                warnings.filterwarnings("ignore", message=r".*could not be encoded.*; their embeddings are")
+                warnings.simplefilter("ignore", EncodingWarning)
                 blocks.append(encoder.apply_error_policy(embeddings, found, index, name)[0])  # raises on "raise"
             for position, message in found.items():
                 problems.setdefault(str(X.index[position]), f"{column}: {message}")

@@ -224,13 +224,42 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         return tags
 
 
+def non_number_cells(values):
+    """The cells of one numeric column that hold something other than a finite number, and the column as numbers.
+
+    A missing value (None, NaN) is not flagged: it is imputed. The one rule of
+    :class:`TabularEncoder` (an error) and of the command line (``--on-error``).
+
+    Parameters
+    ----------
+    values : pandas.Series
+
+    Returns
+    -------
+    flagged : ndarray of bool
+        The cells that are present but not finite numbers.
+    numbers : pandas.Series of float
+        The column as numbers, missing where a cell is missing or flagged.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmm.encoders.tabular import non_number_cells
+    >>> flagged, numbers = non_number_cells(pd.Series([1.5, "?", None, "2"]))
+    >>> flagged.tolist(), numbers.tolist()[::3]
+    ([False, True, False, False], [1.5, 2.0])
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    flagged = (numbers.isna() & values.notna()).to_numpy() | np.isinf(numbers.to_numpy(float))
+    return flagged, numbers.where(~flagged)
+
+
 def _check_numbers(frame, numeric):
     """A value of a numeric column that is not a number, or is infinite, is an error naming its column and rows
     (a missing value is not: it is imputed)."""
     for column in numeric:
         values = frame[column]
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = np.flatnonzero((numbers.isna() & values.notna()).to_numpy() | np.isinf(numbers.to_numpy(float)))
+        bad = np.flatnonzero(non_number_cells(values)[0])
         if len(bad):
             rows = first_and_more(bad, lambda p: f"{row_name(frame.index, p)}: {values.iloc[p]!r}", separator=", ")
             raise ValueError(f"TabularEncoder: numeric column {column!r} has {len(bad)} value(s) that are not finite "

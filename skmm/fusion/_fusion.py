@@ -198,7 +198,7 @@ class ModalityFusion(TransformerMixin, TriplesComposition):
             self._remember_columns(frame)
         columns, masks = read_modalities(frame, triples, fitting)
         blocks, masks, fitted = encode_modalities(triples, columns, masks, fitting, y)
-        widest = max(block.shape[1] for block in blocks)
+        widest = max(block.shape[1] for block in blocks) if fitting else None  # the scale rule's reference
         for position, (name, transformer, _) in enumerate(fitted):
             block = self._scale(blocks[position], transformer)
             if fitting:
