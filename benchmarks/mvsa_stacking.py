@@ -6,7 +6,11 @@ public parts (``default_stacking_members``, the same inner folds, ``log_probabil
 that the members' out-of-fold probabilities are kept: the ablation refits only the final estimator without one
 member (or with one member alone), which costs seconds, not another stack.
 
-    python benchmarks/mvsa_stacking.py [--folds 5] [--sentiment-lexicon]
+    python benchmarks/mvsa_stacking.py [--folds 5] [--sentiment-lexicon] [--text-model M] [--image-model M]
+
+``--text-model skmm:all-MiniLM-L6-v2 --text-model skmm:all-mpnet-base-v2 --sentiment-lexicon`` is the documented
+stronger configuration: the larger offline text model as a second text modality of the same column, and VADER
+(``pip install "skmm[larger-models,sentiment]"``). Each ``--image-model`` / ``--text-model`` is a modality.
 
 Writes benchmarks/results/mvsa_stacking.md and .json for a full 5-fold run. Skips when the data is absent.
 """
@@ -64,6 +68,10 @@ def main():
     add_mvsa_arguments(parser)
     parser.add_argument("--folds", type=int, default=5, help="run the first N of the 5 folds")
     parser.add_argument("--sentiment-lexicon", action="store_true", help="add VADER's member (vaderSentiment)")
+    parser.add_argument("--text-model", action="append", default=None,
+                        help="a text encoder's model (default: TextEncoder's); repeat it for a text modality each")
+    parser.add_argument("--image-model", action="append", default=None,
+                        help="an image encoder's model (default: ImageEncoder's); repeat it for an image modality each")
     args = parser.parse_args()
     if not mvsa_present(args):
         return
@@ -77,8 +85,12 @@ def main():
     tune_malloc()
     X, y = load_mvsa(args.data)
     classes = np.unique(y)
-    modalities = [("image", ImageEncoder(device=args.device, cache=args.cache), "image"),
-                  ("text", TextEncoder(device=args.device, cache=args.cache), "text")]
+    modalities = [("image" if k == 0 else f"image{k + 1}", ImageEncoder(device=args.device, cache=args.cache,
+                                                                        **({"model": model} if model else {})), "image")
+                  for k, model in enumerate(args.image_model or [None])]
+    modalities += [("text" if k == 0 else f"text{k + 1}", TextEncoder(device=args.device, cache=args.cache,
+                                                                      **({"model": model} if model else {})), "text")
+                   for k, model in enumerate(args.text_model or [None])]
     results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
     for k, (train, test) in enumerate(folds):
@@ -97,17 +109,19 @@ def main():
         last = results["stack"][-1]
         print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
               f"({results['fold_seconds'][-1]:.0f} s)", flush=True)
-    _report(results, len(folds), args.sentiment_lexicon)
+    _report(results, len(folds), args)
 
 
 def _mean(rows, metric):
     return 100 * float(np.mean([r[metric] for r in rows])), 100 * float(np.std([r[metric] for r in rows]))
 
 
-def _report(results, n_folds, lexicon):
+def _report(results, n_folds, args):
     stack = {m: _mean(results["stack"], m) for m in METRICS}
+    changes = [f"image model {model}" for model in args.image_model or []] + [
+        f"text model {model}" for model in args.text_model or []] + (["VADER member"] if args.sentiment_lexicon else [])
     lines = ["| configuration | accuracy | weighted F1 | macro-F1 | seconds per fold |", "|---|---|---|---|---|",
-             "| MultimodalStackingClassifier() defaults" + (" + VADER member" if lexicon else "") + " | "
+             "| MultimodalStackingClassifier() defaults" + "".join(f" + {change}" for change in changes) + " | "
              + " | ".join(f"{stack[m][0]:.1f} ± {stack[m][1]:.1f}" for m in METRICS)
              + f" | {np.mean(results['fold_seconds']):.0f} |"]
     for name in results["without"]:
@@ -120,7 +134,9 @@ def _report(results, n_folds, lexicon):
     table = "\n".join(lines)
     print(table)
     if n_folds == 5:
-        suffix = "_vader" if lexicon else ""
+        suffix = "".join("_" + model.rpartition(":")[2].replace("/", "_")
+                         for model in (args.image_model or []) + (args.text_model or []))
+        suffix += "_vader" if args.sentiment_lexicon else ""
         with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
             json.dump(results, handle, indent=2)
         with open(RESULTS / f"mvsa_stacking{suffix}.md", "w") as handle:

@@ -187,6 +187,14 @@ def test_default_members_follow_the_modalities(tiny_text_model):
     assert members["text_ngrams"].named_steps["select"].transformers[0][2] == "text"
 
 
+def test_two_encoders_of_one_text_column_share_its_ngrams_member(tiny_text_model):
+    image, text = _modalities(tiny_text_model)
+    larger = ("large_text", clone(text[1]), "text")
+    names = [name for name, _ in default_stacking_members([image, text, larger])]
+    assert names.count("text_ngrams") == 1 and "large_text_ngrams" not in names
+    assert {"text_logreg", "large_text_logreg"} <= set(names)
+
+
 def test_the_sentiment_lexicon_member_is_optional(tiny_text_model):
     try:
         import vaderSentiment  # noqa: F401

@@ -283,11 +283,13 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     - ``"concat_mlp"``: the modalities side by side, then
       :class:`~skmm.TorchMLPClassifier` (a non-linear view; on MVSA it cost
       about twice a LogisticRegression member);
-    - ``"<modality>_ngrams"``, for each text modality (a
-      :class:`~skmm.TextEncoder`): word and character TF-IDF, then
+    - ``"<modality>_ngrams"``, for each text column (read by a
+      :class:`~skmm.TextEncoder`; named after the first modality that
+      reads it): word and character TF-IDF, then
       LogisticRegression(C=10) (see :func:`text_ngrams_member`);
-    - ``"<modality>_sentiment"`` with ``sentiment_lexicon=True``: VADER's
-      scores (see :func:`text_sentiment_member`; an extra package).
+    - ``"<modality>_sentiment"`` with ``sentiment_lexicon=True``, for each
+      text column: VADER's scores (see :func:`text_sentiment_member`; an
+      extra package).
 
     Parameters
     ----------
@@ -331,8 +333,10 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
                     for method in FUSED_METHODS]
     members.append(("concat_mlp", Pipeline([("fuse", fused("concat")),
                                             ("clf", TorchMLPClassifier(random_state=seed))])))
-    texts = [(name, column) for name, transformer, column in triples
-             if isinstance(column, str) and _reads_texts(transformer)]
+    # One n-gram (and lexicon) member per text column, named after its first modality: two encoders of one
+    # column (a small and a large text model) would otherwise add two identical members.
+    texts = list({column: (name, column) for name, transformer, column in reversed(triples)
+                  if isinstance(column, str) and _reads_texts(transformer)}.values())[::-1]
     members += [(f"{name}_ngrams", text_ngrams_member(column)) for name, column in texts]
     if sentiment_lexicon:
         members += [(f"{name}_sentiment", text_sentiment_member(column)) for name, column in texts]
