@@ -193,7 +193,6 @@ def test_a_hub_model_in_the_local_cache_loads_offline(tmp_path, tiny_text_model)
     assert float(seconds) < SECONDS and width == "128"
 
 
-
 def test_a_model_split_over_packages_is_joined_unpacked_once_and_loads(tiny_text_model, tmp_path):
     """skmm:all-mpnet-base-v2 ships as one zip split over five packages: here a small model split the same way,
     loaded in a fresh process (as a user's would be; the model it registers stays out of this one)."""

