@@ -85,12 +85,8 @@ def main():
     tune_malloc()
     X, y = load_mvsa(args.data)
     classes = np.unique(y)
-    modalities = [("image" if k == 0 else f"image{k + 1}", ImageEncoder(device=args.device, cache=args.cache,
-                                                                        **({"model": model} if model else {})), "image")
-                  for k, model in enumerate(args.image_model or [None])]
-    modalities += [("text" if k == 0 else f"text{k + 1}", TextEncoder(device=args.device, cache=args.cache,
-                                                                      **({"model": model} if model else {})), "text")
-                   for k, model in enumerate(args.text_model or [None])]
+    modalities = (_modalities("image", ImageEncoder, args.image_model, args)
+                  + _modalities("text", TextEncoder, args.text_model, args))
     results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
     for k, (train, test) in enumerate(folds):
@@ -110,6 +106,13 @@ def main():
         print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
               f"({results['fold_seconds'][-1]:.0f} s)", flush=True)
     _report(results, len(folds), args)
+
+
+def _modalities(column, encoder, models, args):
+    """A modality of ``column`` per model (None: the encoder's default), named column, column2, column3..."""
+    return [(column if k == 0 else f"{column}{k + 1}",
+             encoder(device=args.device, cache=args.cache, **({"model": model} if model else {})), column)
+            for k, model in enumerate(models or [None])]
 
 
 def _mean(rows, metric):
