@@ -81,6 +81,17 @@ def early_stopping_on(early_stopping, n_rows, validation_fraction):
     return bool(early_stopping)
 
 
+# Below AUTO_EARLY_STOPPING_ROWS validation rows, a split of at least this many still makes a choice (then refit).
+SELECTION_ROWS = 10
+
+
+def selects_then_refits(early_stopping, n_rows, validation_fraction):
+    """Whether ``early_stopping="auto"`` on ``n_rows`` makes a choice on a validation split and then trains again
+    on every row: where the split is too small to give up its rows for good, but not too small to choose with."""
+    return (early_stopping == "auto" and not early_stopping_on(early_stopping, n_rows, validation_fraction)
+            and n_rows * validation_fraction >= SELECTION_ROWS)
+
+
 def record_history(estimator, history):
     """The training history as scikit-learn-style fitted attributes of ``estimator``."""
     estimator.n_iter_ = history.n_epochs

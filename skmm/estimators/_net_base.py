@@ -11,12 +11,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._compat import network_architecture, upgrade_net_state
 from .._composition import TriplesComposition
-from .._training import TRAINING_CONSTRAINTS
+from .._training import TRAINING_CONSTRAINTS, selects_then_refits
 from .._table import as_frame, present_mask, reject_rows_without_a_modality
 from ._net_data import ModalityData, build_top, run_trunk
 from ._net_modules import FUSIONS, FusionLayer, MultimodalNet
 from ._net_training import StagedTraining
 from ._torch_base import TorchEstimatorBase
+
+
+# learning_rate / dropout "auto", without and with attention fusion: at 1e-3 a head on pooled embeddings fits its
+# training rows within an epoch or two (MVSA: the early-stopped head is a noisy snapshot of its first epoch), while
+# attention's transformer layer, trained from scratch, barely moves at 1e-4 or under dropout 0.5.
+_AUTO_HEAD = {"learning_rate": (1e-4, 1e-3), "dropout": (0.5, 0.1)}
 
 
 class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase):
@@ -27,6 +33,8 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
     _device_bound = {"network_": "_network_weights"}
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
+        "dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "modalities": [list],
         "fusion": [StrOptions(set(FUSIONS))],
         "train_blocks": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"}), dict],
@@ -77,6 +85,12 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
     def fit(self, X, y):
         """Run each modality's frozen trunk once per item, then train the top blocks, fusion and heads.
 
+        The heads train first on the blocks as loaded; the trained blocks are
+        kept only where validation rows say they help. With
+        ``early_stopping="auto"`` below 1,000 rows, that choice is made on a
+        validation split and the network is then trained again on every row
+        (see Notes of the class).
+
         Parameters
         ----------
         X : pandas.DataFrame or dict of columns
@@ -93,12 +107,17 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         self._initialize_run()
         data, tops = self._prepare(frame, fitting=True)
         self._initialize_module(tops)
-        train, validation = self._split(targets, len(frame))
+        refit = (selects_then_refits(self.early_stopping, len(frame), self.validation_fraction)
+                 and len(self._blocks_to_train()) > 0)  # the split's only choice below 1,000 rows: the blocks
+        train, validation = self._split(targets, len(frame), hold_out=refit)
         if self.augment:
-            self._add_views(frame, data, train)
-        self._train(data, targets, train, validation)
-        held_out = validation if validation is not None else train
-        self._finish_fit(list(self._batches(data, targets, held_out)), validated=validation is not None)
+            self._add_views(frame, data, np.arange(len(frame)) if refit else train)
+        if refit:
+            self._train_again_on_every_row(data, targets, train, validation)
+        else:
+            self._train(data, targets, train, validation)
+        held_out = validation if validation is not None and not refit else np.arange(len(frame))
+        self._finish_fit(list(self._batches(data, targets, held_out)), validated=held_out is validation)
         return self
 
     def _check_table(self, X, y, reset):
@@ -168,18 +187,24 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
 
     def _initialize_module(self, tops):
         widths = [top.width for top in tops]
-        fusion = FusionLayer(self.fusion, widths, self.fusion_width, self.dropout,
+        dropout = self._head_setting("dropout")
+        fusion = FusionLayer(self.fusion, widths, self.fusion_width, dropout,
                         adapts=[any(p.requires_grad for p in top.parameters()) for top in tops])
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(int(s) for s in sizes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
-            self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, sizes, self.dropout)
+            self.network_ = MultimodalNet(tops, fusion, self._targets.n_outputs, sizes, dropout)
         self.network_.to(self.device_)
         # What rebuilds this network on unpickling, whatever the parameters are set to by then.
         self._architecture = {"widths": widths, "hidden": sizes, "fusion": self.fusion,
                               "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
-                              "dropout": self.dropout, "standardize": "block"}
+                              "dropout": dropout, "standardize": "block"}
+
+    def _head_setting(self, name):
+        """``learning_rate`` or ``dropout``, with "auto" resolved for this fusion."""
+        value = getattr(self, name)
+        return _AUTO_HEAD[name][self.fusion == "attention"] if value == "auto" else value
 
     def _batches(self, data, targets, rows, rng=None):
         """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""

@@ -12,15 +12,21 @@
    its validation loss beats the probe's; else the probe is restored
    (``blocks_trained_`` says which). The epoch of each stage is chosen on the
    same rows (early stopping restores the best one).
+4. **Again, on every row.** Where a validation split is too small to give up
+   its rows for good (``early_stopping="auto"`` below 1,000 rows), it only
+   chooses whether the blocks help; the network then trains again from its
+   first weights on every row, with the blocks' stage or without it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import torch
 
+from .._training import History
 from ._net_data import ModalityData
 
 
@@ -37,9 +43,17 @@ class StagedTraining:
     def _initialize_scheduler(self, optimizer, n_train_rows):
         return warmup_cosine(optimizer, self.max_epochs * math.ceil(n_train_rows / self.batch_size), self.warmup)
 
-    def _train(self, data, targets, train, validation):
+    def _blocks_to_train(self):
+        """The parameters of the branches' blocks that the second stage trains (none: no second stage)."""
+        if self.backbone_learning_rate == 0:
+            return []
+        return [p for branch in self.network_.branches for p in branch.parameters() if p.requires_grad]
+
+    def _train(self, data, targets, train, validation, train_blocks=True):
+        """Train the stages on the rows ``train``; ``train_blocks=False`` skips the second (a choice made
+        before, on validation rows). Sets ``blocks_trained_``."""
         net = self.network_
-        blocks = [p for branch in net.branches for p in branch.parameters() if p.requires_grad]
+        blocks = self._blocks_to_train()
         held_out = validation if validation is not None else train
         pooled = self._pooled_data(data)
         for m, modality in enumerate(pooled):
@@ -54,13 +68,14 @@ class StagedTraining:
         # budget); 20 warm-up-cosine epochs under-trained a 16-class head on 427 rows by 3 points.
         probe_epochs = self.max_epochs if self.fusion == "attention" else self.probe_epochs
         probe_loss = self._fit_stage(probe_data, targets, train, held_out, validation is not None,
-                                     [p for p in net.parameters() if p.requires_grad], self.learning_rate,
+                                     [p for p in net.parameters() if p.requires_grad],
+                                     self._head_setting("learning_rate"),
                                      epochs=probe_epochs, schedule=False)
         net.fusion.adapts = adapts
+        probe_epoch = self._history.best_epoch
         self.blocks_trained_ = False
-        if blocks and self.backbone_learning_rate > 0:
+        if blocks and train_blocks:
             probe_state = {k: v.clone() for k, v in net.state_dict().items()}
-            probe_epoch = self._history.best_epoch
             for p in blocks:
                 p.requires_grad_(True)
             loss = self._fit_stage(data, targets, train, held_out, validation is not None,
@@ -72,6 +87,20 @@ class StagedTraining:
                 self._history.best_epoch = probe_epoch
             for p in blocks:
                 p.requires_grad_(False)
+
+    def _train_again_on_every_row(self, data, targets, train, validation):
+        """Choose on ``validation`` whether training the blocks helps, then train the network again from its
+        first weights on every row, with or without the blocks' stage as chosen, each stage for its budget (its
+        epochs chosen on the training loss: on under 100 rows, a choice of epochs is noise); the validation
+        curves are the choice's."""
+        first_weights, blocks = copy.deepcopy(self.network_.state_dict()), self._blocks_to_train()
+        self._train(data, targets, train, validation)
+        blocks_help, choice, self._history = self.blocks_trained_, self._history, History()
+        self.network_.load_state_dict(first_weights)
+        for p in blocks:  # the first training leaves them frozen
+            p.requires_grad_(True)
+        self._train(data, targets, np.concatenate([train, validation]), None, train_blocks=blocks_help)
+        self._history.validation_loss, self._history.validation_score = choice.validation_loss, choice.validation_score
 
     def _pooled_data(self, data):
         """Each modality's pooled output for every row and view, the blocks as loaded, in inference mode."""

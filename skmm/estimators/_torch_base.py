@@ -70,10 +70,10 @@ class TorchEstimatorBase(DeviceBoundPickling, BaseEstimator):
     def _module(self):
         return getattr(self, self._module_attribute)
 
-    def _split(self, targets, n_rows):
-        """``(train, validation)`` row indices; validation is None without early stopping."""
+    def _split(self, targets, n_rows, hold_out=False):
+        """``(train, validation)`` row indices; validation is None without early stopping (or ``hold_out``)."""
         rows = np.arange(n_rows)
-        if not early_stopping_on(self.early_stopping, n_rows, self.validation_fraction):
+        if not (hold_out or early_stopping_on(self.early_stopping, n_rows, self.validation_fraction)):
             return rows, None
         stratify = self._targets.stratify(targets, self.validation_fraction)
         return tuple(train_test_split(rows, test_size=self.validation_fraction, random_state=self._seed,

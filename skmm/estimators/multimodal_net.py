@@ -12,13 +12,29 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._targets import TaskTargets
 from ._net_base import _BaseMultimodalNet
 
+_CLASSIFIER_DEFAULTS = dict(dropout_doc="""
+    dropout : float or "auto", default="auto"
+        ``"auto"``: 0.5, or 0.1 with ``fusion="attention"``.""", learning_rate_doc="""
+    learning_rate : float or "auto", default="auto"
+        For the fusion and the heads. ``"auto"``: 1e-4, because at 1e-3 a
+        head on pooled embeddings fits its training rows within its first
+        epoch or two, and the epoch early stopping keeps is a noisy snapshot;
+        1e-3 with ``fusion="attention"``, whose transformer layer trains from
+        scratch.""")
+_REGRESSOR_DEFAULTS = dict(dropout_doc="""
+    dropout : float or "auto", default=0.1
+        ``"auto"``: as in :class:`MultimodalNetClassifier`.""", learning_rate_doc="""
+    learning_rate : float or "auto", default=1e-3
+        For the fusion and the heads (``"auto"``: as in
+        :class:`MultimodalNetClassifier`).""")
+
 _PARAMETERS = """
     modalities : list of (str, encoder, str) tuples
         Name, skmm encoder (:class:`~skmm.ImageEncoder` or
         :class:`~skmm.TextEncoder`, with every parameter they take: model,
         weights, device, batch_size, cache, on_error...) and the column it
         reads, as :class:`~skmm.ModalityFusion` takes them.
-    fusion : {"concat", "average", "weighted", "gated", "attention"}, default="concat"
+    fusion : {{"concat", "average", "weighted", "gated", "attention"}}, default="concat"
         ``"concat"``: the pooled modalities side by side (and a presence flag
         each). ``"average"`` / ``"weighted"`` / ``"gated"``: each modality
         projected by a learned linear map to ``fusion_width``, then averaged,
@@ -37,11 +53,8 @@ _PARAMETERS = """
         Width of the projected space of average / weighted / gated /
         attention fusion.
     hidden_layer_sizes : int or tuple of int, default=(256,)
-        The MLP head of each task.
-    dropout : float, default=0.1
-    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
-    learning_rate : float, default=1e-3
-        For the fusion and the heads.
+        The MLP head of each task.{dropout_doc}
+    optimizer : {{"adamw", "adam", "sgd"}}, default="adamw"{learning_rate_doc}
     backbone_learning_rate : float, default=1e-4
         For the whole network once the backbones' blocks train (pretrained:
         smaller steps; the fusion and heads start trained, see Notes).
@@ -62,9 +75,11 @@ _PARAMETERS = """
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the rows (stratified on the first
         target column when it holds classes), stop when the validation loss has not improved by ``tol``
-        for ``n_iter_no_change`` epochs, restore the best epoch. ``"auto"``: on
-        from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`. The validation
+        for ``n_iter_no_change`` epochs, restore the best epoch. The validation
         rows also decide whether training the blocks helped (see Notes).
+        ``"auto"``: on from 1,000 rows, as :class:`~skmm.TorchMLPClassifier`;
+        below (from 100 rows), the split only decides whether the blocks
+        help, and the network then trains again on every row.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
     tol : float, default=1e-4
@@ -77,7 +92,7 @@ _PARAMETERS = """
     n_views : int, default=4
     task_weights : array-like of shape (n_tasks,), optional
         Weights of the tasks' losses (default: equal).
-    target_type : {"auto", "classes", "continuous"}, list or dict, default="auto"
+    target_type : {{"auto", "classes", "continuous"}}, list or dict, default="auto"
         Whether a target column is a class task (cross-entropy) or a numeric
         one (squared error). ``"auto"``: for the classifier, a column of
         non-integer numbers is numeric and any other (labels, integers,
@@ -127,9 +142,13 @@ _NOTES = """
     ("linear probing, then fine-tuning": the trained head sends no large,
     random gradients into pretrained blocks). The fine-tuned network is kept
     only if its validation loss is lower than the first stage's; else the
-    first stage's is restored (``blocks_trained_``). Without validation rows
-    (``early_stopping`` off, as ``"auto"`` is below 1,000 rows) the
-    fine-tuned network is kept."""
+    first stage's is restored (``blocks_trained_``). Below 1,000 rows,
+    ``early_stopping="auto"`` makes that choice on a validation split, then
+    trains the network again from its first weights on every row, with the
+    blocks' stage or without it (twice the training; each stage then stops on
+    its training loss, since epochs chosen on under 100 rows cost more than
+    they saved). With ``early_stopping=False`` the fine-tuned network is
+    kept."""
 
 
 class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
@@ -143,7 +162,7 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
     error), the losses summed with ``task_weights``.
 
     Parameters
-    ----------{_PARAMETERS}
+    ----------{_PARAMETERS.format(**_CLASSIFIER_DEFAULTS)}
     class_weight : None, "balanced" or dict, default=None
     label_smoothing : float, default=0.0
 
@@ -172,8 +191,8 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
     }
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
-                 dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
-                 warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
+                 dropout="auto", optimizer="adamw", learning_rate="auto", backbone_learning_rate=1e-4,
+                 weight_decay=0.01, warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None,
                  target_type="auto", class_weight=None, label_smoothing=0.0, random_state=None, device="auto",
                  verbose=0):
@@ -258,7 +277,7 @@ class MultimodalNetRegressor(RegressorMixin, _BaseMultimodalNet):
     ``target_type`` declares ``"classes"``.
 
     Parameters
-    ----------{_PARAMETERS}
+    ----------{_PARAMETERS.format(**_REGRESSOR_DEFAULTS)}
 
     Attributes
     ----------{_ATTRIBUTES}
