@@ -213,7 +213,7 @@ from pathlib import Path
 from skmm import TextEncoder
 from skmm.encoders import _packaged_models as packaged
 
-packaged._part_file = lambda name: Path({str(tmp_path)!r}) / f"all-mpnet-base-v2.zip.{{name[-3:]}}"
+packaged._part_file = lambda alias, name: Path({str(tmp_path)!r}) / f"all-mpnet-base-v2.zip.{{name[-3:]}}"
 packaged._versions = lambda alias: "0.0.1"
 unpacked, unpack = [], packaged._unpack_split_zip
 packaged._unpack_split_zip = lambda *args: unpacked.append(args) or unpack(*args)

