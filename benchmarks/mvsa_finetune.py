@@ -34,15 +34,58 @@ CONFIGURATIONS = {
     "attention, blocks=1": dict(fusion="attention", train_blocks=1),
     "gated, blocks=1": dict(fusion="gated", train_blocks=1),
     "concat, blocks=1, augment": dict(fusion="concat", train_blocks=1, augment=True),
+    # "seeds": a soft VotingClassifier of that many networks, random_state 0, 1, ... (not a network parameter)
+    "concat, blocks=1, soft vote of 3 seeds": dict(fusion="concat", train_blocks=1, seeds=3),
 }
 
 
 def network(params, cache, device, random_state=0):
+    """The network of ``params``; with ``seeds=n`` among them, a soft vote of n networks seeded from random_state."""
+    from sklearn.ensemble import VotingClassifier
+
     from skmm import ImageEncoder, MultimodalNetClassifier, TextEncoder
 
     modalities = [("image", ImageEncoder(device=device, cache=cache), "image"),
                   ("text", TextEncoder(device=device, cache=cache), "text")]
-    return MultimodalNetClassifier(modalities, random_state=random_state, device=device, **params)
+    params = dict(params)
+    seeds = params.pop("seeds", 1)
+    networks = [MultimodalNetClassifier(modalities, random_state=random_state + seed, device=device, **params)
+                for seed in range(seeds)]
+    if seeds == 1:
+        return networks[0]
+    return VotingClassifier([(f"seed{seed}", net) for seed, net in enumerate(networks)], voting="soft")
+
+
+def _epochs(model):
+    """Epochs trained and the best one (lists for a vote: one per network)."""
+    nets = getattr(model, "estimators_", [model])
+    return [net.n_iter_ for net in nets], [net.best_epoch_ for net in nets]
+
+
+def _run(name, params, X, y, folds, args):
+    """One configuration on every fold: its scores, minutes and epochs, printed per fold, as a results row."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    scores, minutes, epochs = {m: [] for m in METRICS}, [], []
+    for i, (train, test) in enumerate(folds, start=1):
+        start = time.perf_counter()
+        model = network(params, args.cache, args.device).fit(X.iloc[train], y[train])
+        predicted = model.predict(X.iloc[test])
+        minutes.append((time.perf_counter() - start) / 60)
+        trained, best = _epochs(model)
+        epochs.append(trained if len(trained) > 1 else trained[0])
+        scores["accuracy"].append(accuracy_score(y[test], predicted))
+        scores["f1_weighted"].append(f1_score(y[test], predicted, average="weighted"))
+        scores["f1_macro"].append(f1_score(y[test], predicted, average="macro"))
+        print(f"{name} fold {i}: acc {scores['accuracy'][-1]:.3f} weighted-F1 {scores['f1_weighted'][-1]:.3f} "
+              f"macro-F1 {scores['f1_macro'][-1]:.3f} ({minutes[-1]:.1f} min, {epochs[-1]} epochs, best "
+              f"{best if len(best) > 1 else best[0]})", flush=True)
+    row = {"configuration": name, "params": params, "folds": len(folds), "minutes_per_fold": minutes,
+           "epochs": epochs, **{m: float(np.mean(v)) for m, v in scores.items()},
+           **{f"{m}_std": float(np.std(v)) for m, v in scores.items()}, "per_fold": scores}
+    print(f"== {name}: acc {row['accuracy']:.3f} weighted-F1 {row['f1_weighted']:.3f} macro-F1 "
+          f"{row['f1_macro']:.3f}, {np.mean(minutes):.1f} min per fold", flush=True)
+    return row
 
 
 def main():
@@ -55,7 +98,6 @@ def main():
     args = parser.parse_args()
     if not mvsa_present(args):
         return
-    from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import StratifiedKFold
 
     from skmm.datasets import load_mvsa
@@ -69,26 +111,7 @@ def main():
     for name, params in CONFIGURATIONS.items():
         if args.only and not (name == args.only[1:] if args.only.startswith("=") else args.only in name):
             continue
-        params = {**params, **extra}
-        scores, minutes, epochs = {m: [] for m in METRICS}, [], []
-        for i, (train, test) in enumerate(folds, start=1):
-            start = time.perf_counter()
-            model = network(params, args.cache, args.device).fit(X.iloc[train], y[train])
-            predicted = model.predict(X.iloc[test])
-            minutes.append((time.perf_counter() - start) / 60)
-            epochs.append(model.n_iter_)
-            scores["accuracy"].append(accuracy_score(y[test], predicted))
-            scores["f1_weighted"].append(f1_score(y[test], predicted, average="weighted"))
-            scores["f1_macro"].append(f1_score(y[test], predicted, average="macro"))
-            print(f"{name} fold {i}: acc {scores['accuracy'][-1]:.3f} weighted-F1 {scores['f1_weighted'][-1]:.3f} "
-                  f"macro-F1 {scores['f1_macro'][-1]:.3f} ({minutes[-1]:.1f} min, {model.n_iter_} epochs, best "
-                  f"{model.best_epoch_})", flush=True)
-        row = {"configuration": name, "params": params, "folds": len(folds), "minutes_per_fold": minutes,
-               "epochs": epochs, **{m: float(np.mean(v)) for m, v in scores.items()},
-               **{f"{m}_std": float(np.std(v)) for m, v in scores.items()}, "per_fold": scores}
-        rows.append(row)
-        print(f"== {name}: acc {row['accuracy']:.3f} weighted-F1 {row['f1_weighted']:.3f} macro-F1 "
-              f"{row['f1_macro']:.3f}, {np.mean(minutes):.1f} min per fold", flush=True)
+        rows.append(_run(name, {**params, **extra}, X, y, folds, args))
     os.makedirs(RESULTS, exist_ok=True)
     history_path = RESULTS / "mvsa_finetune.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else []

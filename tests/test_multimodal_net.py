@@ -371,3 +371,18 @@ def test_target_type_is_a_parameter_and_old_pickles_without_it_load(cls, tiny_im
     loaded = pickle.loads(pickle.dumps(net))
     assert loaded.get_params()["target_type"] == "auto"
     np.testing.assert_allclose(loaded.predict(X), net.predict(X))
+
+
+def test_a_soft_vote_of_networks_of_different_seeds_reads_the_table(tiny_image_params, tiny_text_model, data):
+    # The user guide's recipe: VotingClassifier passes the DataFrame through and label-encodes y for its members.
+    from sklearn.ensemble import VotingClassifier
+
+    X, y = data
+    labels = np.array(["neg", "neu", "pos"])[y]
+    nets = [(f"net{seed}", MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), train_blocks=0,
+                                                   random_state=seed, device=DEVICE)) for seed in range(2)]
+    vote = VotingClassifier(nets, voting="soft").fit(X[:180], labels[:180])
+    members = [net.predict_proba(X[180:]) for net in vote.estimators_]
+    assert not np.allclose(*members)  # two seeds, two networks
+    np.testing.assert_allclose(vote.predict_proba(X[180:]), np.mean(members, axis=0))
+    assert set(vote.predict(X[180:])) <= set(labels) and vote.score(X[180:], labels[180:]) > 0.6

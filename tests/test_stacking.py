@@ -16,7 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import estimator_checks as checks
 
-from skmm import ImageEncoder, ModalityFusion, MultimodalStackingClassifier, TextEncoder, persistence
+from skmm import (ImageEncoder, ModalityFusion, MultimodalNetClassifier, MultimodalStackingClassifier, TabularEncoder,
+                  TextEncoder, persistence)
 from skmm.datasets import make_multimodal_classification
 from skmm.estimators import default_stacking_members
 from skmm.estimators._stacking_members import text_ngrams_member, text_sentiment_member
@@ -206,6 +207,24 @@ def test_the_sentiment_lexicon_member_is_optional(tiny_text_model):
     assert names[-1] == "text_sentiment"
     X, y = make_multimodal_classification(n_samples=30, random_state=0)
     assert text_sentiment_member("text").fit(X, y).predict_proba(X).shape == (30, 3)
+
+
+def test_the_trained_network_member_is_opt_in_and_stacks(tiny_text_model, data):
+    modalities = _modalities(tiny_text_model)
+    assert "network" not in dict(default_stacking_members(modalities))
+    members = default_stacking_members(modalities, random_state=3, trained_network=True)
+    network = dict(members)["network"]
+    assert isinstance(network, MultimodalNetClassifier) and network.random_state == 3
+    assert all(given[1] is not cloned[1] for given, cloned in zip(modalities, network.modalities))
+    with pytest.raises(ValueError, match="an ImageEncoder or a TextEncoder"):
+        default_stacking_members(modalities + [("price", TabularEncoder(), ["price"])], trained_network=True)
+    X, y = data
+    network.set_params(max_epochs=2, device=DEVICE)  # the mechanics, not the network's score
+    stack = MultimodalStackingClassifier(modalities, members=[(name, member) for name, member in members
+                                                              if name in ("text_logreg", "network")],
+                                         cv=2, random_state=0).fit(X, y)
+    assert list(stack.member_scores_) == ["text_logreg", "network"]
+    assert stack.predict_proba(X).shape == (len(X), 3)
 
 
 def test_the_text_ngrams_member_fits_a_column_of_one_word_names():

@@ -1,6 +1,7 @@
 """Final estimators: the torch MLP, the end-to-end multimodal network, late fusion and stacking."""
 
-from ._stacking_members import PresentRowsClassifier, default_stacking_members, log_probability_logistic_regression
+from ._stacking_members import (PresentRowsClassifier, default_stacking_members, log_probability_logistic_regression,
+                                network_can_read)
 from .late_fusion import make_late_fusion
 from .mlp import TorchMLPClassifier, TorchMLPRegressor
 from .multimodal_net import MultimodalNetClassifier, MultimodalNetRegressor
@@ -8,4 +9,4 @@ from .stacking import MultimodalStackingClassifier
 
 __all__ = ["MultimodalNetClassifier", "MultimodalNetRegressor", "MultimodalStackingClassifier",
            "PresentRowsClassifier", "TorchMLPClassifier", "TorchMLPRegressor", "default_stacking_members",
-           "log_probability_logistic_regression", "make_late_fusion"]
+           "log_probability_logistic_regression", "make_late_fusion", "network_can_read"]

@@ -50,9 +50,13 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         The classifiers to stack, each with ``predict_proba`` and reading the
         table. ``"auto"``: :func:`~skmm.estimators.default_stacking_members`
         of ``modalities`` (each modality alone, every early-fusion method,
-        an MLP, word and character n-grams of each text), which returns the
-        list to start from when you want to drop or add one. Parameters of
-        given members are reachable as ``<member>__<parameter>``.
+        an MLP, word and character n-grams of each text). That function
+        returns the list to start from when you want to drop or add one; its
+        options add optional members (``sentiment_lexicon=True``: VADER's
+        scores; ``trained_network=True``:
+        :class:`~skmm.MultimodalNetClassifier`): pass the list as
+        ``members=``. Parameters of given members are reachable as
+        ``<member>__<parameter>``.
     final_estimator : classifier, default=None
         Fitted on the members' out-of-fold probabilities, side by side (one
         column per member and class, in the order of ``classes_``). Default:
