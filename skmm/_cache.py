@@ -171,9 +171,17 @@ class ClaimCoordinator:
                 if self._try_claim(key):
                     mine.append(key)
             if mine:
-                yield "compute", mine
+                # Another process may have stored a key and released its claim between our lookup and our
+                # claim (it stores before it releases): read the claimed keys once more before computing.
+                stored = self.cache.get_many(mine)
+                if stored:
+                    self.release(stored)
+                    yield "found", stored
                 taken = set(mine)
                 remaining = [key for key in remaining if key not in taken]
+                mine = [key for key in mine if key not in stored]
+                if mine:
+                    yield "compute", mine
                 continue
             if remaining:  # all claimed elsewhere: wait for them, taking over abandoned claims
                 time.sleep(self.poll_seconds)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from skmm import EncodingError, ImageEncoder
-from skmm.encoders._device_decode import DecodeOnDevice, MixedBatch, ReadForDevice
+from skmm.encoders._device_decode import DecodeOnDevice, Encoded, MixedBatch, ReadForDevice
 from skmm.encoders._image_steps import PrepareImage
 
 from .conftest import DEVICE
@@ -85,18 +85,44 @@ def test_mixed_batches_fallbacks_and_failures(config):
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, "PNG")
     whole = _jpeg(_photo(64, 64))
-    truncated = whole[: len(whole) * 2 // 3]  # the header is intact: the decoders find out
-    items = [_jpeg(pixels), png.getvalue(), pixels, _jpeg(pixels, mode="CMYK"), truncated, _jpeg(pixels, mode="L")]
+    truncated = whole[: len(whole) * 2 // 3]  # the header is intact: only a decoder finds out
+    items = [_jpeg(pixels), png.getvalue(), pixels, _jpeg(pixels, mode="CMYK"), _jpeg(pixels, mode="L")]
     loader = PrepareImage(config, True)
     read = ReadForDevice(loader)
+    # Cut short: refused when read, as the loader path refuses it (nvJPEG would decode it, partly grey).
+    for path in (read, loader):
+        with pytest.raises(OSError, match="truncated"):
+            path(truncated)
     samples = [read(item) for item in items]
+    # Only YCbCr and grayscale JPEGs wait for the device; CMYK is converted by Pillow in the loader.
+    assert [isinstance(sample, Encoded) for sample in samples] == [True, False, False, False, True]
     batch = MixedBatch.concat([MixedBatch(samples[:2]), MixedBatch(samples[2:])])
     assert len(batch) == len(items)
     out, failures = DecodeOnDevice(config, True, DEVICE, loader)(batch)
-    assert list(failures) == [4] and "truncated" in failures[4].lower()
-    for row in (0, 1, 2, 3, 5):  # the JPEG, the PNG, the array, CMYK (Pillow's fallback), grayscale
+    assert failures == {}
+    for row in range(len(items)):  # the JPEG, the PNG, the array, CMYK, grayscale
         expected = loader(items[row]).float()
         assert (out[row].float().cpu() - expected).abs().mean() < 6.0, row
+
+
+def test_a_jpeg_the_device_decoder_rejects_goes_to_pillow_and_fails_alone(config):
+    items = [_jpeg(_photo(48, 40, seed=1)), _jpeg(_photo(40, 48, seed=2))]
+    loader = PrepareImage(config, True)
+    decoder = DecodeOnDevice(config, True, DEVICE, loader)
+
+    def device_decoder(data):  # as nvJPEG rejects some JPEGs (arithmetic coding, 12-bit samples)
+        raise RuntimeError("unsupported JPEG")
+
+    def pillow(data):
+        if data == items[1]:
+            raise OSError("broken data stream")
+        return loader(data)
+
+    decoder._decode, decoder.prepare_pixels = device_decoder, pillow
+    out, failures = decoder(MixedBatch(ReadForDevice(loader)(item) for item in items))
+    assert list(failures) == [1] and "broken data stream" in failures[1]
+    assert torch.equal(out[0].cpu(), loader(items[0]))  # Pillow's picture, as the loader path makes it
+    assert not out[1].any()  # a failed row is zeros
 
 
 def test_encoder_with_device_decoding(tmp_path):

@@ -151,3 +151,32 @@ def test_a_damaged_shard_is_computed_again_never_served(tmp_path, damage):
     assert all(np.array_equal(found[key], np.full(16, index[key], dtype=np.float32)) for key in found)
     fresh.put_many({key: np.full(16, index[key], dtype=np.float32) for key in keys if key not in found})
     assert len(fresh.get_many(keys)) == 2000  # the shard is rebuilt
+
+
+def test_a_key_stored_by_another_process_after_our_lookup_is_read_not_computed_again(tmp_path):
+    """The window a lookup leaves: another process stores the key and releases its claim before we claim it.
+
+    Computing it again there once made two processes sharing a disk cache embed an image twice (a CI run)."""
+    from skmm._cache import LayeredCache, MemoryCache, fetch_or_compute
+
+    key = make_key("model", "item")
+    other = LayeredCache(MemoryCache(), SQLiteStore(tmp_path))  # the other process's view of the store
+    events = []
+
+    class Ours(LayeredCache):
+        def get_many(self, keys):
+            found = super().get_many(keys)
+            if not events:  # our first lookup misses; the other process then stores the key and releases it
+                other.put_many({key: np.ones(3, np.float32)})
+                other.coordinator.release([key])
+                events.append("the other process stored it")
+            return found
+
+    def compute(batch):
+        events.extend(batch)
+        return {k: np.zeros(3, np.float32) for k in batch}, {}
+
+    values, failures = fetch_or_compute(Ours(MemoryCache(), SQLiteStore(tmp_path)), [key], compute, chunk=8)
+    assert events == ["the other process stored it"]  # read from the store, not computed a second time
+    np.testing.assert_array_equal(values[key], np.ones(3, np.float32))
+    assert not failures

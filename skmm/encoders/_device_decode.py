@@ -7,7 +7,11 @@ by ``torchvision.io.decode_jpeg`` on the model's device (nvJPEG on CUDA),
 then oriented, cropped and resized there. Items that are not JPEG files or
 bytes (PNG, arrays, PIL images) are still decoded by the loader, and a JPEG
 the device decoder rejects is decoded by Pillow instead, so every item the
-loader path accepts is accepted here too.
+loader path accepts is accepted here too. JPEGs whose reading decoders
+disagree on (not YCbCr or grayscale, such as CMYK; or cut short, which nvJPEG
+may decode into a partly grey picture where libjpeg and Pillow fail) go to
+the loader's Pillow path before any device sees them: the same rows fail, and
+the same pictures come out, on a CPU and on a GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from .._batching import failure_message
 from ._image_models import crop_box
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
+# Colour modes every device decoder converts to RGB alike (CMYK and YCCK: left to Pillow).
+_DEVICE_MODES = ("RGB", "L")
 # nvJPEG cannot decode at reduced scale (Pillow's draft mode can): a batch of large photos is decoded in
 # groups of at most this many pixels (768 MiB of RGB), each resized before the next group is decoded.
 MAX_DECODE_PIXELS = 2**28
@@ -94,6 +101,9 @@ class ReadForDevice:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only; a bad one raises here, per row
             orientation = int(header.getexif().get(_EXIF_ORIENTATION, 1))
             pixels = header.size[0] * header.size[1]
+            mode = header.mode
+        if mode not in _DEVICE_MODES or not data.rstrip(b"\x00\r\n\t ").endswith(_JPEG_END):
+            return self.prepare_pixels(data)  # decoded (or refused, per row) as the loader path does
         return Encoded(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation, pixels)
 
 
