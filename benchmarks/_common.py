@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: where the real data is, and a JPEG set to time on."""
+"""Helpers shared by the benchmarks: where the real data is, what MVSA results report, and a JPEG set to time on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MVSA_DIR = Path(os.environ.get("SKMM_MVSA_DIR", REPO.parent / "shared" / "datasets" / "mvsa"))
 RESULTS = REPO / "benchmarks" / "results"
+# What the MVSA benchmarks report: the papers report accuracy and weighted F1; macro-F1 shows the small class.
+# The names are scikit-learn's scorers, so cross_validate takes them as they are.
+METRICS = ("accuracy", "f1_weighted", "f1_macro")
+
+
+def scores(y_true, y_pred):
+    """The METRICS of one set of predictions, by name."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": accuracy_score(y_true, y_pred), "f1_weighted": f1_score(y_true, y_pred, average="weighted"),
+            "f1_macro": f1_score(y_true, y_pred, average="macro")}
 
 
 def jpeg_files(n, workdir):

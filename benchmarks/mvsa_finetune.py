@@ -22,9 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
-
-METRICS = ("accuracy", "f1_weighted", "f1_macro")
+from _common import METRICS, RESULTS, add_mvsa_arguments, mvsa_present, scores  # noqa: E402
 
 # name -> MultimodalNetClassifier parameters (besides the modalities)
 CONFIGURATIONS = {
@@ -36,17 +34,19 @@ CONFIGURATIONS = {
     "concat, blocks=1, augment": dict(fusion="concat", train_blocks=1, augment=True),
     # "seeds": a soft VotingClassifier of that many networks, random_state 0, 1, ... (not a network parameter)
     "concat, blocks=1, soft vote of 3 seeds": dict(fusion="concat", train_blocks=1, seeds=3),
+    # every block of both backbones (a text model's token embeddings stay frozen): meant for a GPU
+    "concat, blocks=all": dict(fusion="concat", train_blocks="all"),
 }
 
 
-def network(params, cache, device, random_state=0):
-    """The network of ``params``; with ``seeds=n`` among them, a soft vote of n networks seeded from random_state."""
+def network(params, cache, device, random_state=0, columns=("image", "text")):
+    """The network of ``params`` on ``columns``; with ``seeds=n`` among them, a soft vote of n networks."""
     from sklearn.ensemble import VotingClassifier
 
     from skmm import ImageEncoder, MultimodalNetClassifier, TextEncoder
 
-    modalities = [("image", ImageEncoder(device=device, cache=cache), "image"),
-                  ("text", TextEncoder(device=device, cache=cache), "text")]
+    encoders = {"image": ImageEncoder, "text": TextEncoder}
+    modalities = [(column, encoders[column](device=device, cache=cache), column) for column in columns]
     params = dict(params)
     seeds = params.pop("seeds", 1)
     networks = [MultimodalNetClassifier(modalities, random_state=random_state + seed, device=device, **params)
@@ -62,27 +62,41 @@ def _epochs(model):
     return [net.n_iter_ for net in nets], [net.best_epoch_ for net in nets]
 
 
+def _machine(device):
+    """The GPU's name when the networks train on one, else the CPU's (results from both sit in one table)."""
+    import platform
+
+    import torch
+
+    from skmm._device import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def _run(name, params, X, y, folds, args):
     """One configuration on every fold: its scores, minutes and epochs, printed per fold, as a results row."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    scores, minutes, epochs = {m: [] for m in METRICS}, [], []
+    per_fold, minutes, epochs = {m: [] for m in METRICS}, [], []
     for i, (train, test) in enumerate(folds, start=1):
         start = time.perf_counter()
-        model = network(params, args.cache, args.device).fit(X.iloc[train], y[train])
+        model = network(params, args.cache, args.device, columns=args.columns).fit(X.iloc[train], y[train])
         predicted = model.predict(X.iloc[test])
         minutes.append((time.perf_counter() - start) / 60)
         trained, best = _epochs(model)
         epochs.append(trained if len(trained) > 1 else trained[0])
-        scores["accuracy"].append(accuracy_score(y[test], predicted))
-        scores["f1_weighted"].append(f1_score(y[test], predicted, average="weighted"))
-        scores["f1_macro"].append(f1_score(y[test], predicted, average="macro"))
-        print(f"{name} fold {i}: acc {scores['accuracy'][-1]:.3f} weighted-F1 {scores['f1_weighted'][-1]:.3f} "
-              f"macro-F1 {scores['f1_macro'][-1]:.3f} ({minutes[-1]:.1f} min, {epochs[-1]} epochs, best "
+        for metric, value in scores(y[test], predicted).items():
+            per_fold[metric].append(value)
+        print(f"{name} fold {i}: acc {per_fold['accuracy'][-1]:.3f} weighted-F1 {per_fold['f1_weighted'][-1]:.3f} "
+              f"macro-F1 {per_fold['f1_macro'][-1]:.3f} ({minutes[-1]:.1f} min, {epochs[-1]} epochs, best "
               f"{best if len(best) > 1 else best[0]})", flush=True)
-    row = {"configuration": name, "params": params, "folds": len(folds), "minutes_per_fold": minutes,
-           "epochs": epochs, **{m: float(np.mean(v)) for m, v in scores.items()},
-           **{f"{m}_std": float(np.std(v)) for m, v in scores.items()}, "per_fold": scores}
+    row = {"configuration": name, "params": params, "machine": _machine(args.device), "folds": len(folds),
+           "minutes_per_fold": minutes, "epochs": epochs, **{m: float(np.mean(v)) for m, v in per_fold.items()},
+           **{f"{m}_std": float(np.std(v)) for m, v in per_fold.items()}, "per_fold": per_fold}
     print(f"== {name}: acc {row['accuracy']:.3f} weighted-F1 {row['f1_weighted']:.3f} macro-F1 "
           f"{row['f1_macro']:.3f}, {np.mean(minutes):.1f} min per fold", flush=True)
     return row
@@ -94,6 +108,8 @@ def main():
     parser.add_argument("--only", default=None,
                         help="run the configurations whose name contains this text (=NAME: that one only)")
     parser.add_argument("--folds", type=int, default=5, help="how many of the 5 folds to run")
+    parser.add_argument("--columns", default="image,text", type=lambda text: tuple(text.split(",")),
+                        help="the modalities the networks read: image,text (default), image or text")
     parser.add_argument("--set", default=None, help="extra parameters as JSON, e.g. '{\"max_epochs\": 10}'")
     args = parser.parse_args()
     if not mvsa_present(args):
@@ -111,6 +127,8 @@ def main():
     for name, params in CONFIGURATIONS.items():
         if args.only and not (name == args.only[1:] if args.only.startswith("=") else args.only in name):
             continue
+        if args.columns != ("image", "text"):
+            name = f"{name} [{' + '.join(args.columns)} only]"
         rows.append(_run(name, {**params, **extra}, X, y, folds, args))
     os.makedirs(RESULTS, exist_ok=True)
     history_path = RESULTS / "mvsa_finetune.json"
@@ -125,7 +143,8 @@ def main():
     for row in latest.values():
         lines.append(f"| {row['configuration']} {json.dumps(row['params'])} | {row['folds']} | " + " | ".join(
             f"{100 * row[m]:.1f} ± {100 * row[m + '_std']:.1f}" for m in METRICS)
-            + f" | {np.mean(row['minutes_per_fold']):.1f} |")
+            + f" | {np.mean(row['minutes_per_fold']):.1f}"
+            + (f" on {row['machine']}" if "machine" in row else "") + " |")
     (RESULTS / "mvsa_finetune.md").write_text(
         "# MVSA, top blocks trained (MultimodalNetClassifier): the 5 folds of mvsa.py\n\n" + "\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'mvsa_finetune.md'}")
