@@ -21,10 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
-
-# Published MVSA results report accuracy and weighted F1; macro-F1 shows the rare neutral class.
-METRICS = ("accuracy", "f1_weighted", "f1_macro")
+from _common import METRICS, RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
 
 
 def pipelines(cache, device, random_state=0, precision="auto"):

@@ -30,16 +30,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, add_mvsa_arguments, mvsa_present  # noqa: E402
-
-METRICS = ("accuracy", "f1_weighted", "f1_macro")
-
-
-def _scores(y_true, y_pred):
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {"accuracy": accuracy_score(y_true, y_pred), "f1_weighted": f1_score(y_true, y_pred, average="weighted"),
-            "f1_macro": f1_score(y_true, y_pred, average="macro")}
+from _common import METRICS, RESULTS, add_mvsa_arguments, mvsa_present, scores  # noqa: E402
 
 
 def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0):
@@ -74,7 +65,7 @@ def _stack(kept, names, y_train, y_test):
     from skmm.estimators import log_probability_logistic_regression
 
     final = log_probability_logistic_regression().fit(np.hstack([kept[n][0] for n in names]), y_train)
-    return _scores(y_test, final.predict(np.hstack([kept[n][1] for n in names])))
+    return scores(y_test, final.predict(np.hstack([kept[n][1] for n in names])))
 
 
 def main():
@@ -121,7 +112,7 @@ def main():
         for name in names:
             results["without"].setdefault(name, []).append(
                 _stack(kept, [n for n in names if n != name], y[train], y[test]))
-            results["alone"].setdefault(name, []).append(_scores(y[test], classes[kept[name][1].argmax(1)]))
+            results["alone"].setdefault(name, []).append(scores(y[test], classes[kept[name][1].argmax(1)]))
             results["member_seconds"].setdefault(name, []).append(kept[name][2])
         last = results["stack"][-1]
         print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
