@@ -152,6 +152,29 @@ def test_a_classifier_refuses_continuous_targets_and_forgets_old_column_names(ti
     assert not hasattr(net, "feature_names_in_")
 
 
+def test_a_modality_the_network_cannot_train_is_named_before_any_work(tiny_image_params, embedded_items):
+    from skmm import TabularEncoder
+
+    X, y = make_multimodal_classification(n_samples=30, image_size=32, random_state=0)
+    X["price"] = np.arange(30.0)
+    for modality in (("price", TabularEncoder(), ["price"]), ("image2", ImageEncoder(**tiny_image_params), ["image"])):
+        net = MultimodalNetClassifier([("image", ImageEncoder(**tiny_image_params), "image"), modality])
+        with pytest.raises(ValueError, match=f"modality '{modality[0]}' is a {type(modality[1]).__name__} of "
+                                             r".*must be an ImageEncoder or a TextEncoder of one column"):
+            net.fit(X, y)
+    assert embedded_items == []
+
+
+def test_verbose_says_which_stage_trains_and_what_was_kept(tiny_image_params, tiny_text_model, capsys):
+    X, y = make_multimodal_classification(n_samples=120, image_size=32, random_state=0)
+    MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), probe_epochs=3, max_epochs=2,
+                            verbose=1, device=DEVICE, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    for line in ("stage 1: the fusion and heads", "stage 2: the top blocks train", "training again on every row"):
+        assert f"[MultimodalNetClassifier] {line}" in out, out
+    assert "the trained blocks are kept" in out or "stage 1's network is kept" in out
+
+
 def test_missing_modalities_and_a_row_with_none(tiny_image_params, tiny_text_model, data):
     X, y = data
     holey = X.copy()

@@ -216,8 +216,11 @@ def test_the_trained_network_member_is_opt_in_and_stacks(tiny_text_model, data):
     network = dict(members)["network"]
     assert isinstance(network, MultimodalNetClassifier) and network.random_state == 3
     assert all(given[1] is not cloned[1] for given, cloned in zip(modalities, network.modalities))
-    with pytest.raises(ValueError, match="an ImageEncoder or a TextEncoder"):
-        default_stacking_members(modalities + [("price", TabularEncoder(), ["price"])], trained_network=True)
+    # A table's numbers are left to the other members: the network reads the image and the text.
+    with_price = default_stacking_members(modalities + [("price", TabularEncoder(), ["price"])], trained_network=True)
+    assert [name for name, _, _ in dict(with_price)["network"].modalities] == ["image", "text"]
+    with pytest.raises(ValueError, match="at least one modality that is an ImageEncoder or a TextEncoder"):
+        default_stacking_members([("price", TabularEncoder(), ["price"])], trained_network=True)
     X, y = data
     network.set_params(max_epochs=2, device=DEVICE)  # the mechanics, not the network's score
     stack = MultimodalStackingClassifier(modalities, members=[(name, member) for name, member in members
@@ -225,6 +228,26 @@ def test_the_trained_network_member_is_opt_in_and_stacks(tiny_text_model, data):
                                          cv=2, random_state=0).fit(X, y)
     assert list(stack.member_scores_) == ["text_logreg", "network"]
     assert stack.predict_proba(X).shape == (len(X), 3)
+
+
+def test_given_members_are_seeded_by_the_stack_as_the_auto_ones_are(tiny_text_model, data):
+    """``members=default_stacking_members(modalities)`` under random_state=0 fits as ``members="auto"`` does."""
+    X, y = data
+    modalities = _modalities(tiny_text_model)
+    given = [(name, member) for name, member in default_stacking_members(modalities)
+             if name in ("text_logreg", "concat_mlp")]
+    assert given[1][1].get_params()["clf__random_state"] is None
+    auto = [(name, member) for name, member in default_stacking_members(modalities, random_state=0)
+            if name in ("text_logreg", "concat_mlp")]
+    fits = [MultimodalStackingClassifier(modalities, members=members, cv=2, random_state=0).fit(X, y)
+            for members in (given, given, auto)]
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[2].predict_proba(X))
+    assert fits[0].named_members_["concat_mlp"].get_params()["clf__random_state"] == 0
+    assert given[1][1].get_params()["clf__random_state"] is None  # the user's member is left as it was
+    seeded = [("concat_mlp", clone(given[1][1]).set_params(clf__random_state=5))]
+    kept = MultimodalStackingClassifier(modalities, members=seeded, cv=2, random_state=0).fit(X, y)
+    assert kept.named_members_["concat_mlp"].get_params()["clf__random_state"] == 5  # a given seed is kept
 
 
 def test_the_text_ngrams_member_fits_a_column_of_one_word_names():

@@ -13,7 +13,7 @@ from .._compat import network_architecture, upgrade_net_state
 from .._composition import TriplesComposition
 from .._training import TRAINING_CONSTRAINTS, selects_then_refits
 from .._table import as_frame, present_mask, reject_rows_without_a_modality
-from ._net_data import ModalityData, build_top, run_trunk
+from ._net_data import ModalityData, build_top, network_reads, run_trunk
 from ._net_modules import FUSIONS, FusionLayer, MultimodalNet
 from ._net_training import StagedTraining
 from ._torch_base import TorchEstimatorBase
@@ -138,7 +138,13 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         if fitting:
             self.modalities_, self._trunks = [], []
         masks = []
-        for name, _, column in (self._checked_triples() if fitting else self.modalities_):
+        for name, transformer, column in (self._checked_triples() if fitting else self.modalities_):
+            if fitting and not network_reads(transformer, column):
+                raise ValueError(
+                    f"modality {name!r} is a {type(transformer).__name__} of {column!r}: the network trains image "
+                    "and text backbones, so each modality must be an ImageEncoder or a TextEncoder of one column. "
+                    "Leave this one out; a MultimodalStackingClassifier with default_stacking_members(modalities, "
+                    "trained_network=True) stacks the network with members that read every modality")
             if column not in frame.columns:
                 raise ValueError(f"modality {name!r} reads column {column!r}, which X does not have "
                                  f"(columns: {list(frame.columns)})")

@@ -10,6 +10,7 @@ trunk once per item however many folds and candidates it fits.
 from __future__ import annotations
 
 import copy
+from numbers import Integral
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,11 @@ class ModalityData:
             if a is not None:
                 x[i, :len(a)], mask[i, :len(a)] = a, 1
         return torch.as_tensor(x, device=device), torch.as_tensor(mask, device=device)
+
+
+def network_reads(transformer, column):
+    """Whether the network can train a modality: an ImageEncoder or a TextEncoder of one column (a name or a key)."""
+    return isinstance(transformer, (ImageEncoder, TextEncoder)) and isinstance(column, (str, Integral))
 
 
 def _blocks_for(train_blocks, name):

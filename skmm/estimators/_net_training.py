@@ -68,6 +68,7 @@ class StagedTraining:
         # The probe is an MLP on fixed inputs: trained as TorchMLPClassifier trains (constant rate, its epoch
         # budget); 20 warm-up-cosine epochs under-trained a 16-class head on 427 rows by 3 points.
         probe_epochs = self.max_epochs if self.fusion == "attention" else self.probe_epochs
+        self._say(f"stage 1: the fusion and heads on the blocks as loaded ({len(train)} rows)")
         probe_loss = self._fit_stage(probe_data, targets, train, held_out, validation is not None,
                                      [p for p in net.parameters() if p.requires_grad],
                                      self._head_setting("learning_rate"),
@@ -79,6 +80,7 @@ class StagedTraining:
             probe_state = {k: v.clone() for k, v in net.state_dict().items()}
             for p in blocks:
                 p.requires_grad_(True)
+            self._say("stage 2: the top blocks train too (epochs counted on)")
             loss = self._fit_stage(data, targets, train, held_out, validation is not None,
                                    [p for p in net.parameters() if p.requires_grad], self.backbone_learning_rate,
                                    epochs=self.max_epochs, schedule=True)
@@ -86,6 +88,8 @@ class StagedTraining:
             if not self.blocks_trained_:  # the trained blocks did worse on the validation rows
                 net.load_state_dict(probe_state)
                 self._history.best_epoch = probe_epoch
+            self._say("the trained blocks are kept" if self.blocks_trained_ else
+                      "the trained blocks did not lower the validation loss: stage 1's network is kept")
             for p in blocks:
                 p.requires_grad_(False)
 
@@ -98,12 +102,17 @@ class StagedTraining:
         pooled = self._pooled_data(data)  # the blocks as loaded: the same for both trainings
         self._train(data, targets, train, validation, pooled=pooled)
         blocks_help, choice, self._history = self.blocks_trained_, self._history, History()
+        self._say(f"training again on every row, {'with' if blocks_help else 'without'} the blocks' stage")
         self.network_.load_state_dict(first_weights)
         for p in blocks:  # the first training leaves them frozen
             p.requires_grad_(True)
         self._train(data, targets, np.concatenate([train, validation]), None, train_blocks=blocks_help,
                     pooled=pooled)
         self._history.validation_loss, self._history.validation_score = choice.validation_loss, choice.validation_score
+
+    def _say(self, message):
+        if self.verbose:
+            print(f"[{type(self).__name__}] {message}", flush=True)
 
     def _pooled_data(self, data):
         """Each modality's pooled output for every row and view, the blocks as loaded, in inference mode."""

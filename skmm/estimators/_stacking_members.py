@@ -23,9 +23,10 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
-from ..encoders import ImageEncoder, TextEncoder, embedding_encoder
+from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
 from .mlp import TorchMLPClassifier
+from ._net_data import network_reads
 from .multimodal_net import MultimodalNetClassifier
 
 # The fused members: every early-fusion method (on MVSA each scores within a point of the others, but they err on
@@ -263,6 +264,22 @@ def text_sentiment_member(column):
 
 
 @validate_params({"modalities": [list]}, prefer_skip_nested_validation=True)
+def member_seed(random_state):
+    """The seed of the members: an int (or None) as given; a RandomState draws one, as scikit-learn's ensembles do."""
+    if random_state is None or isinstance(random_state, Integral):
+        return random_state
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def seed_unset_random_states(member, seed):
+    """``member``, or a clone of it whose ``random_state`` parameters left at None (nested ones too) are ``seed``."""
+    if seed is None or not hasattr(member, "get_params"):
+        return member
+    unset = {key: seed for key, value in member.get_params(deep=True).items()
+             if (key == "random_state" or key.endswith("__random_state")) and value is None}
+    return clone(member).set_params(**unset) if unset else member
+
+
 def network_can_read(modalities):
     """Whether these modalities are of the kinds :class:`~skmm.MultimodalNetClassifier` takes.
 
@@ -289,8 +306,7 @@ def network_can_read(modalities):
     >>> network_can_read([("text", TextEncoder(), "text"), ("price", TabularEncoder(), ["price"])])
     False
     """
-    return all(isinstance(transformer, (ImageEncoder, TextEncoder)) and isinstance(column, str)
-               for _, transformer, column in modalities)
+    return all(network_reads(transformer, column) for _, transformer, column in modalities)
 
 
 @validate_params(
@@ -327,9 +343,11 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     - ``"network"`` with ``trained_network=True``:
       :class:`~skmm.MultimodalNetClassifier` at its defaults (the top block
       of each backbone trained with the fusion and head), the one member
-      whose representation learns the task (:func:`network_can_read` says
-      which modalities it takes). It costs minutes a fit where the others
-      cost seconds, and on MVSA it moved the stack by 0.15 points.
+      whose representation learns the task. It reads the image and text
+      modalities (those :func:`network_can_read` accepts) and leaves the
+      others (numbers, categories) to the other members. It costs minutes a
+      fit where the others cost seconds; on MVSA it moved the stack by 0.15
+      points.
 
     Parameters
     ----------
@@ -358,12 +376,11 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     triples = [tuple(triple) for triple in modalities]
     if not triples or any(len(triple) != 3 for triple in triples):
         raise ValueError("modalities must be a non-empty list of (name, transformer, column) triples")
-    if trained_network and not network_can_read(triples):
-        raise ValueError("trained_network=True needs modalities that are each an ImageEncoder or a TextEncoder of "
-                         "one column (the network trains their backbones' top blocks)")
-    # An int (or None) seeds the MLP as given; a RandomState draws one seed, as scikit-learn's ensembles do.
-    seed = random_state if random_state is None or isinstance(random_state, Integral) else \
-        int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    readable = [triple for triple in triples if network_can_read([triple])]
+    if trained_network and not readable:
+        raise ValueError("trained_network=True needs at least one modality that is an ImageEncoder or a "
+                         "TextEncoder of one column (the network trains their backbones' top blocks)")
+    seed = member_seed(random_state)
 
     def fused(method, triples=triples):
         return ModalityFusion([(name, clone(transformer), column) for name, transformer, column in triples],
@@ -390,5 +407,5 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
         members += [(f"{name}_sentiment", text_sentiment_member(column)) for name, column in texts]
     if trained_network:
         members.append(("network", MultimodalNetClassifier(
-            [(name, clone(transformer), column) for name, transformer, column in triples], random_state=seed)))
+            [(name, clone(transformer), column) for name, transformer, column in readable], random_state=seed)))
     return members

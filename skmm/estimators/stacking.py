@@ -22,7 +22,8 @@ from .._cache import resolve_cache
 from .._composition import TriplesComposition
 from .._table import as_frame, present_mask
 from ..encoders import embedding_encoder
-from ._stacking_members import default_stacking_members, log_probability_logistic_regression
+from ._stacking_members import (default_stacking_members, log_probability_logistic_regression, member_seed,
+                                seed_unset_random_states)
 
 
 class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
@@ -73,7 +74,9 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         1: a line for the embedding pass, and a line per member as it
         finishes: its out-of-fold accuracy and the seconds it took.
     random_state : int, RandomState instance or None, default=None
-        Shuffles the folds of an int ``cv`` and seeds the ``"auto"`` MLP.
+        Shuffles the folds of an int ``cv`` and seeds the members: the
+        ``"auto"`` ones, and in given ones every ``random_state`` parameter
+        left at None (nested ones too; a seed a member was given is kept).
 
     Attributes
     ----------
@@ -233,7 +236,10 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         for name, member in self.members:
             if not (hasattr(member, "fit") and hasattr(member, "predict_proba")):
                 raise TypeError(f"member {name!r} must be a classifier with fit and predict_proba, got {member!r}")
-        return list(self.members)
+        # Seeded as the "auto" members are: default_stacking_members(modalities) passed as members, or a list
+        # edited from it, fits as members="auto" does under the same random_state.
+        seed = member_seed(self.random_state)
+        return [(name, seed_unset_random_states(member, seed)) for name, member in self.members]
 
     def _folds(self):
         if isinstance(self.cv, Integral):
