@@ -17,6 +17,11 @@ TINY_IMAGE = dict(model="timm:test_efficientnet", weights=None, device=DEVICE)
 # is the code path nvJPEG takes on CUDA, with libjpeg-turbo (unset: the encoder's default, "auto").
 if os.environ.get("SKMM_TEST_DECODE"):
     TINY_IMAGE["decode"] = os.environ["SKMM_TEST_DECODE"]
+# SKMM_TEST_PRECISION=bf16: the tiny encoders embed in bf16 (on a CPU with bf16 instructions), as autocast
+# does on a GPU: a CPU-only run meets the tests whose margins bf16 embeddings eat.
+PRECISION = os.environ.get("SKMM_TEST_PRECISION")
+if PRECISION:
+    TINY_IMAGE["precision"] = PRECISION
 
 
 def _tiny_vocabulary():
@@ -72,7 +77,7 @@ def tiny_image_params():
 
 @pytest.fixture
 def tiny_text_params(tiny_text_model):
-    return dict(model=tiny_text_model, device=DEVICE)
+    return dict(model=tiny_text_model, device=DEVICE, **({"precision": PRECISION} if PRECISION else {}))
 
 
 @pytest.fixture
