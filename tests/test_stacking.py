@@ -19,7 +19,7 @@ from sklearn.utils import estimator_checks as checks
 from skmm import (ImageEncoder, ModalityFusion, MultimodalNetClassifier, MultimodalStackingClassifier, TabularEncoder,
                   TextEncoder, persistence)
 from skmm.datasets import make_multimodal_classification
-from skmm.estimators import default_stacking_members
+from skmm.estimators import default_stacking_members, network_can_read
 from skmm.estimators._stacking_members import text_ngrams_member, text_sentiment_member
 
 from .conftest import DEVICE, TINY_IMAGE
@@ -221,6 +221,8 @@ def test_the_trained_network_member_is_opt_in_and_stacks(tiny_text_model, data):
     assert [name for name, _, _ in dict(with_price)["network"].modalities] == ["image", "text"]
     with pytest.raises(ValueError, match="at least one modality that is an ImageEncoder or a TextEncoder"):
         default_stacking_members([("price", TabularEncoder(), ["price"])], trained_network=True)
+    with pytest.raises(ValueError, match="'modalities' parameter of network_can_read must be"):
+        network_can_read(("image", ImageEncoder(), "image"))  # one triple, not a list of them
     X, y = data
     network.set_params(max_epochs=2, device=DEVICE)  # the mechanics, not the network's score
     stack = MultimodalStackingClassifier(modalities, members=[(name, member) for name, member in members

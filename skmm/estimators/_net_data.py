@@ -10,8 +10,8 @@ trunk once per item however many folds and candidates it fits.
 from __future__ import annotations
 
 import copy
-from numbers import Integral
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import torch

@@ -25,8 +25,8 @@ from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
-from .mlp import TorchMLPClassifier
 from ._net_data import network_reads
+from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
 
 # The fused members: every early-fusion method (on MVSA each scores within a point of the others, but they err on
@@ -263,7 +263,6 @@ def text_sentiment_member(column):
                      ("clf", _logistic_regression())])
 
 
-@validate_params({"modalities": [list]}, prefer_skip_nested_validation=True)
 def member_seed(random_state):
     """The seed of the members: an int (or None) as given; a RandomState draws one, as scikit-learn's ensembles do."""
     if random_state is None or isinstance(random_state, Integral):
@@ -280,6 +279,7 @@ def seed_unset_random_states(member, seed):
     return clone(member).set_params(**unset) if unset else member
 
 
+@validate_params({"modalities": [list]}, prefer_skip_nested_validation=True)
 def network_can_read(modalities):
     """Whether these modalities are of the kinds :class:`~skmm.MultimodalNetClassifier` takes.
 
