@@ -68,9 +68,7 @@ def _machine(device):
 
     import torch
 
-    from skmm._device import resolve_device
-
-    if resolve_device(device).type == "cuda":
+    if torch.cuda.is_available() and (device == "auto" or str(device).startswith("cuda")):  # skmm's "auto" too
         return torch.cuda.get_device_name()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
