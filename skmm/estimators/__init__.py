@@ -1,7 +1,7 @@
 """Final estimators: the torch MLP, the end-to-end multimodal network, late fusion and stacking."""
 
-from ._stacking_members import (PresentRowsClassifier, default_stacking_members, log_probability_logistic_regression,
-                                network_can_read)
+from ._net_data import network_can_read
+from ._stacking_members import PresentRowsClassifier, default_stacking_members, log_probability_logistic_regression
 from .late_fusion import make_late_fusion
 from .mlp import TorchMLPClassifier, TorchMLPRegressor
 from .multimodal_net import MultimodalNetClassifier, MultimodalNetRegressor

@@ -15,6 +15,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_params
 from torch import nn
 
 from ..encoders import ImageEncoder, TextEncoder
@@ -55,6 +56,36 @@ class ModalityData:
 def network_reads(transformer, column):
     """Whether the network can train a modality: an ImageEncoder or a TextEncoder of one column (a name or a key)."""
     return isinstance(transformer, (ImageEncoder, TextEncoder)) and isinstance(column, (str, Integral))
+
+
+@validate_params({"modalities": [list]}, prefer_skip_nested_validation=True)
+def network_can_read(modalities):
+    """Whether these modalities are of the kinds :class:`~skmm.MultimodalNetClassifier` takes.
+
+    It trains the top blocks of each modality's backbone, so each must be an
+    :class:`~skmm.ImageEncoder` or a :class:`~skmm.TextEncoder` (not a
+    pipeline, not numbers or categories) reading one column. The network
+    checks the rest when it fits (a backbone it can cut into blocks, a text
+    model without modules after its pooling).
+
+    Parameters
+    ----------
+    modalities : list of (str, transformer, str or list of str) tuples
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from skmm import ImageEncoder, TabularEncoder, TextEncoder
+    >>> from skmm.estimators import network_can_read
+    >>> network_can_read([("image", ImageEncoder(), "image"), ("text", TextEncoder(), "text")])
+    True
+    >>> network_can_read([("text", TextEncoder(), "text"), ("price", TabularEncoder(), ["price"])])
+    False
+    """
+    return all(network_reads(transformer, column) for _, transformer, column in modalities)
 
 
 def _blocks_for(train_blocks, name):

@@ -25,7 +25,7 @@ from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
-from ._net_data import network_reads
+from ._net_data import network_can_read
 from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
 
@@ -277,36 +277,6 @@ def seed_unset_random_states(member, seed):
     unset = {key: seed for key, value in member.get_params(deep=True).items()
              if (key == "random_state" or key.endswith("__random_state")) and value is None}
     return clone(member).set_params(**unset) if unset else member
-
-
-@validate_params({"modalities": [list]}, prefer_skip_nested_validation=True)
-def network_can_read(modalities):
-    """Whether these modalities are of the kinds :class:`~skmm.MultimodalNetClassifier` takes.
-
-    It trains the top blocks of each modality's backbone, so each must be an
-    :class:`~skmm.ImageEncoder` or a :class:`~skmm.TextEncoder` (not a
-    pipeline, not numbers or categories) reading one column. The network
-    checks the rest when it fits (a backbone it can cut into blocks, a text
-    model without modules after its pooling).
-
-    Parameters
-    ----------
-    modalities : list of (str, transformer, str or list of str) tuples
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> from skmm import ImageEncoder, TabularEncoder, TextEncoder
-    >>> from skmm.estimators import network_can_read
-    >>> network_can_read([("image", ImageEncoder(), "image"), ("text", TextEncoder(), "text")])
-    True
-    >>> network_can_read([("text", TextEncoder(), "text"), ("price", TabularEncoder(), ["price"])])
-    False
-    """
-    return all(network_reads(transformer, column) for _, transformer, column in modalities)
 
 
 @validate_params(
