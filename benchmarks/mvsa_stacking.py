@@ -104,7 +104,7 @@ def main():
         members = default_stacking_members(modalities, random_state=0, sentiment_lexicon=args.sentiment_lexicon,
                                            trained_network=args.trained_network)
         if args.trained_network:
-            members[-1][1].set_params(device=args.device)  # the network member: where the encoders run
+            dict(members)["network"].set_params(device=args.device)  # where the encoders run
         kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k)
         names = list(kept)
         results["stack"].append(_stack(kept, names, y[train], y[test]))

@@ -25,7 +25,7 @@ from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
-from ._net_data import network_can_read
+from ._net_data import network_reads
 from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
 
@@ -314,7 +314,7 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
       :class:`~skmm.MultimodalNetClassifier` at its defaults (the top block
       of each backbone trained with the fusion and head), the one member
       whose representation learns the task. It reads the image and text
-      modalities (those :func:`network_can_read` accepts) and leaves the
+      modalities (those :func:`~skmm.estimators.network_can_read` accepts) and leaves the
       others (numbers, categories) to the other members. It costs minutes a
       fit where the others cost seconds; on MVSA it moved the stack by 0.15
       points.
@@ -346,7 +346,7 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     triples = [tuple(triple) for triple in modalities]
     if not triples or any(len(triple) != 3 for triple in triples):
         raise ValueError("modalities must be a non-empty list of (name, transformer, column) triples")
-    readable = [triple for triple in triples if network_can_read([triple])]
+    readable = [triple for triple in triples if network_reads(*triple[1:])]
     if trained_network and not readable:
         raise ValueError("trained_network=True needs at least one modality that is an ImageEncoder or a "
                          "TextEncoder of one column (the network trains their backbones' top blocks)")
