@@ -133,6 +133,11 @@ def main():
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows})
     history_path.write_text(json.dumps(history, indent=2))
+    write_markdown(history)
+
+
+def write_markdown(history):
+    """mvsa_finetune.md: the latest row of each configuration and parameters in ``history``."""
     latest = {}
     for run in history:
         for row in run["rows"]:

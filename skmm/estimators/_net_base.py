@@ -19,9 +19,10 @@ from ._net_training import StagedTraining
 from ._torch_base import TorchEstimatorBase
 
 
-# learning_rate / dropout "auto", without and with attention fusion: at 1e-3 a head on pooled embeddings fits its
-# training rows within an epoch or two (MVSA: the early-stopped head is a noisy snapshot of its first epoch), while
-# attention's transformer layer, trained from scratch, barely moves at 1e-4 or under dropout 0.5.
+# learning_rate / dropout "auto", without and with attention fusion: at 1e-3 a head on pooled embeddings (at unit
+# variance per feature on average, see FusionLayer) fits its training rows within an epoch or two (MVSA: the
+# early-stopped head is a noisy snapshot of its first epoch), while attention's transformer layer, trained from
+# scratch, barely moves at 1e-4 or under dropout 0.5.
 _AUTO_HEAD = {"learning_rate": (1e-4, 1e-3), "dropout": (0.5, 0.1)}
 
 
@@ -206,7 +207,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         # What rebuilds this network on unpickling, whatever the parameters are set to by then.
         self._architecture = {"widths": widths, "hidden": sizes, "fusion": self.fusion,
                               "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
-                              "dropout": dropout, "standardize": "block"}
+                              "dropout": dropout, "standardize": "global"}
 
     def _head_setting(self, name):
         """``learning_rate`` or ``dropout``, with "auto" resolved for this fusion."""

@@ -17,10 +17,10 @@ _CLASSIFIER_DEFAULTS = dict(dropout_doc="""
         ``"auto"``: 0.5, or 0.1 with ``fusion="attention"``.""", learning_rate_doc="""
     learning_rate : float or "auto", default="auto"
         For the fusion and the heads. ``"auto"``: 1e-4, because at 1e-3 a
-        head on pooled embeddings fits its training rows within its first
-        epoch or two, and the epoch early stopping keeps is a noisy snapshot;
-        1e-3 with ``fusion="attention"``, whose transformer layer trains from
-        scratch.""")
+        head on pooled embeddings (scaled as :class:`TorchMLPClassifier`
+        scales its inputs) fits its training rows within its first epoch or
+        two, and the epoch early stopping keeps is a noisy snapshot; 1e-3 with
+        ``fusion="attention"``, whose transformer layer trains from scratch.""")
 _REGRESSOR_DEFAULTS = dict(dropout_doc="""
     dropout : float or "auto", default=0.1
         ``"auto"``: as in :class:`MultimodalNetClassifier`.""", learning_rate_doc="""
