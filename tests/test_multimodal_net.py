@@ -261,55 +261,6 @@ def test_the_frozen_network_scores_like_the_mlp_on_the_concatenated_embeddings()
     assert mlp_score > 0.85 and net_score >= mlp_score - 0.01, (net_score, mlp_score)
 
 
-def test_the_fused_input_has_unit_variance_per_feature_on_average_as_the_mlp_scales_it():
-    """Each modality's block at unit total spread, then one gain: the average feature of the concatenation has
-    unit variance on the training rows, as TorchMLPClassifier's standardize="global" gives ModalityFusion's
-    concatenated blocks (without the gain a 1,664-wide input was ~29 times smaller, and the head's first layer
-    learned that much slower: 2.2 points behind the MLP on a 16-class table). The blocks keep equal weight."""
-    from skmm.estimators._net_modules import FusionLayer
-
-    rng = np.random.default_rng(0)
-    blocks = [torch.as_tensor(rng.normal(3.0, 0.01, (200, 48)), dtype=torch.float32),  # a narrow cone
-              torch.as_tensor(rng.normal(0.0, 5.0, (200, 16)) * np.linspace(0.1, 1, 16), dtype=torch.float32)]
-    fusion = FusionLayer("concat", [48, 16], 8, 0.0).eval()
-    for m, block in enumerate(blocks):
-        fusion.set_statistics(m, block)
-    present = torch.ones((200, 2), dtype=torch.bool)
-    fused = fusion([(None, None, block) for block in blocks], present)[:, :64].double()
-    np.testing.assert_allclose(fused.mean(dim=0).numpy(), 0.0, atol=1e-4)
-    np.testing.assert_allclose(fused.var(dim=0, unbiased=False).mean().item(), 1.0, rtol=1e-4)
-    variances = fused.var(dim=0, unbiased=False)
-    np.testing.assert_allclose([variances[:48].sum().item(), variances[48:].sum().item()], [32.0, 32.0], rtol=1e-4)
-
-
-@pytest.mark.parametrize("saved_as", ["features", "block"])
-def test_a_network_saved_with_an_earlier_input_scaling_loads_and_predicts_the_same(tiny_image_params,
-                                                                                 tiny_text_model, data,
-                                                                                 monkeypatch, saved_as):
-    """Networks saved with a batch norm per feature (no "standardize" recorded), or with the blocks at unit
-    total spread and no gain ("block"), rebuild their own input scaling."""
-    from skmm.estimators import _net_modules
-
-    X, y = data
-    original = _net_modules.FusionLayer.__init__
-    monkeypatch.setattr(_net_modules.FusionLayer, "__init__",  # the input treatment of networks saved before
-                        lambda self, *args, **kwargs: original(self, *args[:4], standardize=saved_as,
-                                                               adapts=kwargs.get("adapts")))
-    if saved_as == "features":
-        monkeypatch.setattr(_net_modules.FusionLayer, "set_statistics", lambda *args: None)
-    net = MultimodalNetClassifier(_modalities(tiny_image_params, tiny_text_model), max_epochs=2, random_state=0,
-                                  device=DEVICE).fit(X, y)
-    if saved_as == "features":
-        del net._architecture["standardize"]  # as those networks recorded their architecture
-    else:
-        net._architecture["standardize"] = "block"
-    expected = net.predict_proba(X)
-    monkeypatch.undo()
-    loaded = pickle.loads(pickle.dumps(net))
-    assert loaded.network_.fusion.standardize == saved_as
-    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-12)
-
-
 @pytest.mark.parametrize("seed", [0, 2])
 def test_the_default_does_not_lose_to_the_frozen_head_where_the_trunk_is_already_ideal(tiny_text_model, seed):
     """Texts whose class word the frozen embedding already shows: training the layer can only overfit. The

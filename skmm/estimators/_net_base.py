@@ -24,6 +24,9 @@ from ._torch_base import TorchEstimatorBase
 # early-stopped head is a noisy snapshot of its first epoch), while attention's transformer layer, trained from
 # scratch, barely moves at 1e-4 or under dropout 0.5.
 _AUTO_HEAD = {"learning_rate": (1e-4, 1e-3), "dropout": (0.5, 0.1)}
+# Where validation rows choose the head's epoch for good, a slower head: the epoch is chosen on a smoother curve
+# (MVSA: docs/benchmarks.md, "The input's scale"); without them a fixed budget of epochs at 3e-5 under-trains.
+_AUTO_HEAD_RATE_VALIDATED = 3e-5
 
 
 class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase):
@@ -111,13 +114,14 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         refit = (selects_then_refits(self.early_stopping, len(frame), self.validation_fraction)
                  and len(self._blocks_to_train()) > 0)  # the split's only choice below 1,000 rows: the blocks
         train, validation = self._split(targets, len(frame), hold_out=refit)
+        validated = validation is not None and not refit  # after a refit every row is a training row
+        self._head_rate = self._head_setting("learning_rate", validated=validated)
         if self.augment:
             self._add_views(frame, data, np.arange(len(frame)) if refit else train)
         if refit:
             self._train_again_on_every_row(data, targets, train, validation)
         else:
             self._train(data, targets, train, validation)
-        validated = validation is not None and not refit  # after a refit every row is a training row
         held_out = validation if validated else np.arange(len(frame))
         self._finish_fit(list(self._batches(data, targets, held_out)), validated=validated)
         return self
@@ -196,8 +200,8 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
     def _initialize_module(self, tops):
         widths = [top.width for top in tops]
         dropout = self._head_setting("dropout")
-        fusion = FusionLayer(self.fusion, widths, self.fusion_width, dropout,
-                        adapts=[any(p.requires_grad for p in top.parameters()) for top in tops])
+        fusion = FusionLayer(self.fusion, widths, self.fusion_width, dropout, standardize="global",
+                             adapts=[any(p.requires_grad for p in top.parameters()) for top in tops])
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(int(s) for s in sizes)
         with torch.random.fork_rng(devices=[]):
@@ -207,12 +211,17 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         # What rebuilds this network on unpickling, whatever the parameters are set to by then.
         self._architecture = {"widths": widths, "hidden": sizes, "fusion": self.fusion,
                               "fusion_width": self.fusion_width, "train_blocks": self.train_blocks,
-                              "dropout": dropout, "standardize": "global"}
+                              "dropout": dropout, "standardize": fusion.standardize}
 
-    def _head_setting(self, name):
-        """``learning_rate`` or ``dropout``, with "auto" resolved for this fusion."""
+    def _head_setting(self, name, validated=False):
+        """``learning_rate`` or ``dropout``, with "auto" resolved for this fusion (``validated``: whether
+        validation rows choose the head's epoch for good)."""
         value = getattr(self, name)
-        return _AUTO_HEAD[name][self.fusion == "attention"] if value == "auto" else value
+        if value != "auto":
+            return value
+        if name == "learning_rate" and validated and self.fusion != "attention":
+            return _AUTO_HEAD_RATE_VALIDATED
+        return _AUTO_HEAD[name][self.fusion == "attention"]
 
     def _batches(self, data, targets, rows, rng=None):
         """``(inputs, targets)`` batches of ``rows``; with ``rng``, shuffled, each image row in a random view."""

@@ -83,7 +83,8 @@ class FusionLayer(nn.Module):
     Each modality's pooled vector enters centred on its training mean and
     scaled to unit total spread (rows 1 away from the mean on average, the
     relative variance of its directions kept), as :class:`~skmm.ModalityFusion`
-    scales its blocks; then every block is multiplied by one gain,
+    scales its wide blocks (each whole, whatever its width: every modality
+    here is an embedding); then every block is multiplied by one gain,
     ``sqrt(sum(widths) / len(widths))``, which gives the average input
     feature unit variance (``standardize="global"``), as
     :class:`~skmm.TorchMLPClassifier`'s ``standardize="global"`` does on
@@ -163,7 +164,8 @@ class FusionLayer(nn.Module):
                     mean.mul_(0.9).add_(0.1 * batch_mean)
                     spread.mul_(0.9).add_(0.1 * batch_spread)
                 mean, spread = batch_mean, batch_spread
-            return torch.where(present.unsqueeze(1), (pooled - mean) * (self.gain / spread), torch.zeros_like(pooled))
+            # divided, not multiplied by gain / spread: with gain 1 ("block", saved before) the very same arithmetic
+            return torch.where(present.unsqueeze(1), (pooled - mean) / (spread / self.gain), torch.zeros_like(pooled))
         norm = self.norms[m]
         if self.training and int(present.sum()) < 2:  # too few rows for batch statistics
             return nn.functional.batch_norm(pooled, norm.running_mean, norm.running_var, norm.weight, norm.bias,

@@ -71,7 +71,7 @@ class StagedTraining:
         self._say(f"stage 1: the fusion and heads on the blocks as loaded ({len(train)} rows)")
         probe_loss = self._fit_stage(probe_data, targets, train, held_out, validation is not None,
                                      [p for p in net.parameters() if p.requires_grad],
-                                     self._head_setting("learning_rate"),
+                                     self._head_rate,
                                      epochs=probe_epochs, schedule=False)
         net.fusion.adapts = adapts
         probe_epoch = self._history.best_epoch
