@@ -19,10 +19,10 @@ _CLASSIFIER_DEFAULTS = dict(dropout_doc="""
         For the fusion and the heads. ``"auto"``: 1e-4, because at 1e-3 a
         head on pooled embeddings (scaled as :class:`TorchMLPClassifier`
         scales its inputs) fits its training rows within its first epoch or
-        two, and the epoch early stopping keeps is a noisy snapshot; 3e-5
+        two, and the epoch early stopping keeps is a noisy snapshot. 3e-5
         where validation rows choose the head's epoch for good (early
-        stopping on: from 1,000 rows at the defaults), which a fixed epoch
-        budget at that rate would under-train; 1e-3 with
+        stopping on: from 1,000 rows at the defaults); only there, as a fixed
+        epoch budget at that rate under-trains the head. 1e-3 with
         ``fusion="attention"``, whose transformer layer trains from scratch.""")
 _REGRESSOR_DEFAULTS = dict(dropout_doc="""
     dropout : float or "auto", default=0.1
