@@ -8,7 +8,7 @@ other splits on the two small tables, whose 3 folds alone move a comparison by 1
 
     python benchmarks/net_parity.py
 
-Writes benchmarks/results/net_parity.json.
+Appends a dated run to benchmarks/results/net_parity.json (earlier runs stay: the network's recipe changes).
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ def main():
                   f"{rows[-1]['f1_weighted']:.4f} macro-F1 {rows[-1]['f1_macro']:.4f} "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)
     os.makedirs(RESULTS, exist_ok=True)
-    (RESULTS / "net_parity.json").write_text(json.dumps(rows, indent=2))
+    path = RESULTS / "net_parity.json"
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows})
+    path.write_text(json.dumps(history, indent=2))
     print(f"wrote {RESULTS / 'net_parity.json'}")
 
 
