@@ -21,6 +21,18 @@ def scores(y_true, y_pred):
             "f1_macro": f1_score(y_true, y_pred, average="macro")}
 
 
+def append_to_history(path, record):
+    """Append ``record`` to the JSON list of runs at ``path`` (created with its folder if missing); returns the list."""
+    import json
+
+    path = Path(path)
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(history, indent=2))
+    return history
+
+
 def jpeg_files(n, workdir):
     """``n`` JPEG paths: MVSA's photos when present, else generated 256 px JPEGs (kept in ``workdir``)."""
     photos = sorted((MVSA_DIR / "data").glob("*.jpg"), key=lambda p: int(p.stem)) if MVSA_DIR.exists() else []

@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, jpeg_files  # noqa: E402
+from _common import RESULTS, append_to_history, jpeg_files  # noqa: E402
 
 
 def _synchronize(device):
@@ -278,10 +278,7 @@ def _report_backends(args):
         print(f"cosine to {reference}: {backend:<14} " + "; ".join(
             f"{kind} worst {values['worst']:.5f} mean {values['mean']:.5f}" for kind, values in agreement.items()))
     output = args.output or RESULTS / "embed_speed_backends.json"
-    history = json.loads(open(output).read()) if os.path.exists(output) else []
-    history.append(run)
-    with open(output, "w") as handle:
-        json.dump(history, handle, indent=2)
+    append_to_history(output, run)
     print(f"appended to {output}")
 
 

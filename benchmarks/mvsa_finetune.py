@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import METRICS, RESULTS, add_mvsa_arguments, mvsa_present, scores  # noqa: E402
+from _common import METRICS, RESULTS, add_mvsa_arguments, append_to_history, mvsa_present, scores  # noqa: E402
 
 # name -> MultimodalNetClassifier parameters (besides the modalities)
 CONFIGURATIONS = {
@@ -128,12 +128,8 @@ def main():
         if args.columns != ("image", "text"):
             name = f"{name} [{' + '.join(args.columns)} only]"
         rows.append(_run(name, {**params, **extra}, X, y, folds, args))
-    os.makedirs(RESULTS, exist_ok=True)
-    history_path = RESULTS / "mvsa_finetune.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else []
-    history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows})
-    history_path.write_text(json.dumps(history, indent=2))
-    write_markdown(history)
+    write_markdown(append_to_history(RESULTS / "mvsa_finetune.json",
+                                     {"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}))
 
 
 def write_markdown(history):

@@ -13,7 +13,6 @@ Appends a dated run to benchmarks/results/net_parity.json (earlier runs stay: th
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _real_tables  # noqa: E402
-from _common import METRICS, RESULTS  # noqa: E402
+from _common import METRICS, RESULTS, append_to_history  # noqa: E402
 
 
 def tables():
@@ -72,12 +71,8 @@ def main():
                   f"(± {rows[-1]['accuracy_standard_error']:.4f}) weighted-F1 "
                   f"{rows[-1]['f1_weighted']:.4f} macro-F1 {rows[-1]['f1_macro']:.4f} "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)
-    os.makedirs(RESULTS, exist_ok=True)
-    path = RESULTS / "net_parity.json"
-    history = json.loads(path.read_text()) if path.exists() else []
-    history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows})
-    path.write_text(json.dumps(history, indent=2))
-    print(f"wrote {RESULTS / 'net_parity.json'}")
+    append_to_history(RESULTS / "net_parity.json", {"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows})
+    print(f"appended to {RESULTS / 'net_parity.json'}")
 
 
 if __name__ == "__main__":
