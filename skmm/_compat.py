@@ -110,8 +110,10 @@ def network_architecture(architecture):
 
 def upgrade_net_state(state):
     """A MultimodalNet state saved before ``target_type`` (each column's kind was guessed, as ``"auto"`` does)
-    or before ``probe_epochs`` (its first stage trained ``max_epochs``; a refit now trains it as documented)."""
+    or before ``probe_epochs`` (its first stage trained ``max_epochs``; a refit now trains it as documented)
+    or ``layer_decay`` (every block at one rate, as 1.0 gives)."""
     state.setdefault("target_type", "auto")
+    state.setdefault("layer_decay", 1.0)
     state.setdefault("probe_epochs", 200)
     return state
 

@@ -35,39 +35,49 @@ def _tiny_vocabulary():
             + ["##" + letter for letter in letters])
 
 
-@pytest.fixture(scope="session")
-def tiny_text_model(tmp_path_factory):
-    """A 1-layer, 128-wide random BERT with a small WordPiece vocabulary, as a sentence-transformers folder.
-
-    Built from scratch, offline, with no pretrained file: the suite runs wherever torch does.
-    """
+def _tiny_sentence_transformer(root, architecture="bert", layers=1):
+    """A random ``layers``-layer, 128-wide BERT (or MPNet) with a small WordPiece vocabulary, as a
+    sentence-transformers folder under ``root``: built from scratch, offline, with no pretrained file."""
     from sentence_transformers import SentenceTransformer
     from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel
 
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     except ImportError:
         from sentence_transformers.models import Pooling, Transformer
 
-    root = tmp_path_factory.mktemp("tiny_text")
-    (root / "bert").mkdir()
-    vocabulary = root / "bert" / "vocab.txt"
+    (root / "model").mkdir()
+    vocabulary = root / "model" / "vocab.txt"
     vocabulary.write_text("\n".join(_tiny_vocabulary()) + "\n")
     tokenizer = BertTokenizerFast(
         tokenizer_object=BertWordPieceTokenizer(str(vocabulary), lowercase=True)._tokenizer,
         unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     assert tokenizer.tokenize("fire city") == ["fire", "city"]
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=128, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=128, max_position_embeddings=128)
+    config_class, model_class = {"bert": (BertConfig, BertModel), "mpnet": (MPNetConfig, MPNetModel)}[architecture]
+    config = config_class(vocab_size=tokenizer.vocab_size, hidden_size=128, num_hidden_layers=layers,
+                          num_attention_heads=2, intermediate_size=128, max_position_embeddings=128,
+                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    BertModel(config).save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    transformer = Transformer(str(root / "bert"), max_seq_length=64)
+    model_class(config).save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    transformer = Transformer(str(root / "model"), max_seq_length=64)
     width = (getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension)()
     pooling = Pooling(width, pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(root / "st"))
     return str(root / "st")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory):
+    """A 1-layer, 128-wide random BERT with a small WordPiece vocabulary, as a sentence-transformers folder."""
+    return _tiny_sentence_transformer(tmp_path_factory.mktemp("tiny_text"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet_model(tmp_path_factory):
+    """The same as a 2-layer MPNet, whose encoder adds a relative position bias to every layer's attention."""
+    return _tiny_sentence_transformer(tmp_path_factory.mktemp("tiny_mpnet"), "mpnet", layers=2)
 
 
 @pytest.fixture

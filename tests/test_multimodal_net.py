@@ -389,3 +389,66 @@ def test_a_soft_vote_of_networks_of_different_seeds_reads_the_table(tiny_image_p
     assert not np.allclose(*members)  # two seeds, two networks
     np.testing.assert_allclose(vote.predict_proba(X[180:]), np.mean(members, axis=0))
     assert set(vote.predict(X[180:])) <= set(labels) and vote.score(X[180:], labels[180:]) > 0.6
+
+
+def test_an_mpnet_top_gets_its_encoders_position_bias_and_learns_word_order(tiny_mpnet_model):
+    # MPNet's encoder adds a relative position bias to every layer's attention: its layers run one by one
+    # without it do not reproduce the model, and the split was refused.
+    from sentence_transformers import SentenceTransformer
+
+    from skmm.encoders.trunks import PositionBias, check_text_split, run_text_layers, text_layers
+
+    st = SentenceTransformer(tiny_mpnet_model, device="cpu")
+    auto_model, layers = st[0].auto_model, text_layers(st[0].auto_model)
+    features = dict(st.tokenizer(["fire city photo", "a longer text of friends in the city"], padding=True,
+                                 return_tensors="pt"))
+    with torch.inference_mode():
+        states = auto_model(**features, output_hidden_states=True).hidden_states
+        biased = run_text_layers(layers, states[0], features["attention_mask"], PositionBias.of(auto_model, layers))
+        unbiased = run_text_layers(layers, states[0], features["attention_mask"])
+    keep = features["attention_mask"][..., None]
+    torch.testing.assert_close(biased * keep, states[-1] * keep, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(unbiased * keep, states[-1] * keep, atol=1e-3)
+    assert check_text_split(auto_model, features) is layers
+    X, y = _word_order_task()
+    net = MultimodalNetClassifier([("text", TextEncoder(tiny_mpnet_model, device=DEVICE), "text")], train_blocks=1,
+                                  max_epochs=40, learning_rate=3e-3, backbone_learning_rate=1e-3, random_state=0,
+                                  device=DEVICE)
+    assert net.fit(X[:480], y[:480]).score(X[480:], y[480:]) > 0.9
+    assert net.blocks_trained_
+    # saved networks hold the trained weights and rebuild the rest, the bias included
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(net)).predict_proba(X[480:]), net.predict_proba(X[480:]),
+                               atol=1e-6)
+
+
+def test_layer_decay_gives_each_trained_block_a_rate_by_the_blocks_above_it(tiny_image_params, tiny_mpnet_model,
+                                                                            data, monkeypatch):
+    import skmm.estimators._torch_base as torch_base
+
+    rates = []  # per optimizer: {parameter id: learning rate}
+    original = torch_base.make_optimizer
+
+    def recording(name, parameters, **kwargs):
+        optimizer = original(name, parameters, **kwargs)
+        rates.append({id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]})
+        return optimizer
+
+    monkeypatch.setattr(torch_base, "make_optimizer", recording)
+    X, y = data
+    net = MultimodalNetClassifier([("image", ImageEncoder(**tiny_image_params), "image"),
+                                   ("text", TextEncoder(tiny_mpnet_model, device=DEVICE), "text")],
+                                  train_blocks=2, layer_decay=0.5, backbone_learning_rate=1e-3, max_epochs=1,
+                                  probe_epochs=2, early_stopping=False, random_state=0, device=DEVICE).fit(X, y)
+    stage_two = rates[-1]
+    image, text = net.network_.branches
+    lower, upper = text.layers
+
+    def rates_of(module):
+        return {stage_two[id(p)] for p in module.parameters()}
+
+    assert rates_of(upper) == {1e-3} and rates_of(lower) == {5e-4}
+    assert rates_of(net.network_.heads) == {1e-3}
+    blocks = [unit for depth, unit in image.blocks_by_depth()]
+    assert sorted({depth for depth, _ in image.blocks_by_depth()}) == [0, 1]
+    assert rates_of(blocks[0]) == {5e-4} and rates_of(blocks[-1]) == {1e-3}  # the lower block, the head's conv
+    assert not any(p.requires_grad for p in text.position_bias.parameters())

@@ -12,9 +12,11 @@ How the "blocks" of each family are found:
   the model's own features, else the model (a ViT: class token, position
   embeddings) supports ``train_blocks=0`` only, and says so.
 - **Text** (sentence-transformers over a BERT-like model: BERT, MiniLM,
-  RoBERTa...): the model's list of transformer layers; the trunk's output is
-  the hidden states entering layer ``L - k`` with the attention mask, the top
-  is the last ``k`` layers and the model's own pooling. Checked the same way.
+  RoBERTa, MPNet...): the model's list of transformer layers; the trunk's
+  output is the hidden states entering layer ``L - k`` with the attention
+  mask, the top is the last ``k`` layers (with the relative position bias the
+  encoder adds to each, where it has one: MPNet) and the model's own pooling.
+  Checked the same way.
 """
 
 from __future__ import annotations
@@ -122,10 +124,37 @@ def additive_mask(attention_mask, dtype):
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-def run_text_layers(layers, hidden, attention_mask):
+class PositionBias(nn.Module):
+    """The attention bias an encoder computes once from the tokens' relative positions and adds in every layer.
+
+    MPNet's encoder does this (``compute_position_bias``, from a table of its
+    own, not of a layer); BERT-like models have nothing of the kind. A frozen
+    copy of that encoder without its layers, so that layers run one by one
+    get the bias the model gives them.
+    """
+
+    def __init__(self, encoder, layers):
+        super().__init__()
+        self.encoder = copy.deepcopy(encoder, memo={id(layers): nn.ModuleList()}).requires_grad_(False)
+
+    @classmethod
+    def of(cls, auto_model, layers):
+        """The bias of the module that holds ``layers``, or None where it computes none."""
+        for module in auto_model.modules():
+            if any(child is layers for child in module.children()):
+                return cls(module, layers) if callable(getattr(module, "compute_position_bias", None)) else None
+        return None
+
+    def forward(self, hidden):
+        return self.encoder.compute_position_bias(hidden)
+
+
+def run_text_layers(layers, hidden, attention_mask, position_bias=None):
+    """``layers`` in order from ``hidden``, as the model runs them (``position_bias``: a :class:`PositionBias`)."""
     mask = additive_mask(attention_mask, hidden.dtype)
+    extra = {} if position_bias is None else {"position_bias": position_bias(hidden)}
     for layer in layers:
-        output = layer(hidden, attention_mask=mask)
+        output = layer(hidden, attention_mask=mask, **extra)
         hidden = output[0] if isinstance(output, tuple) else output
     return hidden
 
@@ -138,7 +167,7 @@ def check_text_split(auto_model, features):
         if len(states) != len(layers) + 1:
             raise TrunkSplitError("the text model's hidden states do not match its layers")
         mask = features["attention_mask"]
-        rerun = run_text_layers(layers, states[0], mask)
+        rerun = run_text_layers(layers, states[0], mask, PositionBias.of(auto_model, layers))
         keep = mask[..., None].to(rerun.dtype)
         if not torch.allclose(rerun * keep, states[-1] * keep, rtol=1e-3, atol=1e-4):
             raise TrunkSplitError("the text model's layers, run one by one, do not reproduce its output")

@@ -8,7 +8,8 @@ models (pickles, skops files) name them by that path.
   cache);
 - :func:`text_layers` and :func:`check_text_split` find and check a text
   model's transformer layers, :class:`TextTrunk` runs those below a layer
-  and :func:`run_text_layers` the others (in the trainable top);
+  and :func:`run_text_layers` the others (in the trainable top), with the
+  :class:`PositionBias` some encoders add to every layer (MPNet's);
 - :class:`TrunkSplitError` says a backbone cannot be cut.
 
 Examples
@@ -18,8 +19,8 @@ Examples
 True
 """
 
-from ._trunks import (ImageSplit, ImageTrunk, TextTrunk, TrunkSplitError, check_text_split, run_text_layers,
-                      text_layers)
+from ._trunks import (ImageSplit, ImageTrunk, PositionBias, TextTrunk, TrunkSplitError, check_text_split,
+                      run_text_layers, text_layers)
 
-__all__ = ["ImageSplit", "ImageTrunk", "TextTrunk", "TrunkSplitError", "check_text_split", "run_text_layers",
-           "text_layers"]
+__all__ = ["ImageSplit", "ImageTrunk", "PositionBias", "TextTrunk", "TrunkSplitError", "check_text_split",
+           "run_text_layers", "text_layers"]

@@ -44,6 +44,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         "train_blocks": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"}), dict],
         "fusion_width": [Interval(Integral, 1, None, closed="left")],
         "backbone_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "layer_decay": [Interval(Real, 0, 1, closed="right")],
         "warmup": [Interval(Real, 0, 1, closed="left")],
         "probe_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
@@ -54,7 +55,8 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
     }
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
-                 dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, weight_decay=0.01,
+                 dropout=0.1, optimizer="adamw", learning_rate=1e-3, backbone_learning_rate=1e-4, layer_decay=1.0,
+                 weight_decay=0.01,
                  warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None,
                  target_type="auto", random_state=None, device="auto", verbose=0):
@@ -67,6 +69,7 @@ class _BaseMultimodalNet(StagedTraining, TriplesComposition, TorchEstimatorBase)
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.backbone_learning_rate = backbone_learning_rate
+        self.layer_decay = layer_decay
         self.weight_decay = weight_decay
         self.warmup = warmup
         self.batch_size = batch_size

@@ -19,7 +19,8 @@ from sklearn.utils._param_validation import validate_params
 from torch import nn
 
 from ..encoders import ImageEncoder, TextEncoder
-from ..encoders.trunks import ImageSplit, ImageTrunk, TextTrunk, TrunkSplitError, check_text_split, text_layers
+from ..encoders.trunks import (ImageSplit, ImageTrunk, PositionBias, TextTrunk, TrunkSplitError, check_text_split,
+                               text_layers)
 from ._net_modules import ImageTop, TextTop
 
 
@@ -114,7 +115,8 @@ def build_top(encoder, name, train_blocks, fusion):
         start = split.cut(k)
         pooled = start == len(split.names) and fusion != "attention"
         top = split.part(bundle.module, start, len(split.names)).requires_grad_(True)
-        return ImageTrunk(split, start, pooled), ImageTop(top, encoder.embedding_dim_), False
+        depths = [sum(block > unit for block in split.blocks) for unit in range(start, len(split.names))]
+        return ImageTrunk(split, start, pooled), ImageTop(top, encoder.embedding_dim_, depths), False
     if isinstance(encoder, TextEncoder):
         st = bundle.module
         extra = [type(m).__name__ for m in list(st)[2:] if type(m).__name__ != "Normalize"]
@@ -132,7 +134,8 @@ def build_top(encoder, name, train_blocks, fusion):
         trunk = TextTrunk(start, n_layers, pooled)
         top_layers = nn.ModuleList(copy.deepcopy(layer) for layer in list(layers)[start:]).requires_grad_(True)
         normalize = any(type(m).__name__ == "Normalize" for m in st)
-        top = TextTop(top_layers, copy.deepcopy(list(st)[1]), normalize, encoder.embedding_dim_)
+        bias = PositionBias.of(st[0].auto_model, layers) if len(top_layers) else None
+        top = TextTop(top_layers, copy.deepcopy(list(st)[1]), normalize, encoder.embedding_dim_, bias)
         return trunk, top, not pooled
     raise TypeError(f"modality {name!r}: MultimodalNet needs skmm ImageEncoder / TextEncoder modalities, got "
                     f"{type(encoder).__name__}")

@@ -31,10 +31,16 @@ def _keep_norm_statistics(module):
 class ImageTop(nn.Module):
     """The trainable top blocks of a CNN (possibly none); returns its regions and their average."""
 
-    def __init__(self, units, width):
+    def __init__(self, units, width, depths=None):
         super().__init__()
         self.units = units
         self.width = width
+        # per unit, how many of the top's blocks lie above it (0: the last block and the units after it)
+        self.depths = [0] * len(units) if depths is None else list(depths)
+
+    def blocks_by_depth(self):
+        """``(depth, unit)`` for each unit: the number of trained blocks above it."""
+        return list(zip(self.depths, self.units))
 
     def forward(self, x, mask=None):
         if x.ndim == 2:  # pooled embeddings: nothing of the backbone trains
@@ -52,18 +58,23 @@ class ImageTop(nn.Module):
 class TextTop(nn.Module):
     """The trainable top layers of a transformer (possibly none), then the model's own pooling."""
 
-    def __init__(self, layers, pooling, normalize, width):
+    def __init__(self, layers, pooling, normalize, width, position_bias=None):
         super().__init__()
         self.layers = layers
+        self.position_bias = position_bias
         self.pooling = pooling
         self.normalize = normalize
         self.width = width
+
+    def blocks_by_depth(self):
+        """``(depth, layer)`` for each layer: the number of trained layers above it."""
+        return [(len(self.layers) - 1 - i, layer) for i, layer in enumerate(self.layers)]
 
     def forward(self, x, mask):
         if x.ndim == 2:
             return None, None, x
         if len(self.layers):
-            x = run_text_layers(self.layers, x, mask)
+            x = run_text_layers(self.layers, x, mask, self.position_bias)
         pooled = self.pooling({"token_embeddings": x, "attention_mask": mask})["sentence_embedding"]
         if self.normalize:
             pooled = nn.functional.normalize(pooled, p=2, dim=1)

@@ -7,7 +7,9 @@
    ("linear probing, then fine-tuning": a trained head does not send large,
    random gradients into pretrained blocks).
 2. **Fine-tune.** Where blocks train, the whole network trains from there, the
-   blocks at ``backbone_learning_rate`` and the head at the same small rate.
+   blocks at ``backbone_learning_rate`` (each block below another trained
+   one ``layer_decay`` times slower than it) and the head at the same small
+   rate.
 3. **Choose.** With a validation split, the fine-tuned network is kept only if
    its validation loss beats the probe's; else the probe is restored
    (``blocks_trained_`` says which). The epoch of each stage is chosen on the
@@ -49,6 +51,18 @@ class StagedTraining:
             return []
         return [p for branch in self.network_.branches for p in branch.parameters() if p.requires_grad]
 
+    def _decayed_groups(self):
+        """The trainable parameters as optimizer groups: each block at ``backbone_learning_rate * layer_decay **
+        depth`` (depth: the trained blocks above it), the fusion and heads at ``backbone_learning_rate``."""
+        depths = {id(p): depth for branch in self.network_.branches for depth, block in branch.blocks_by_depth()
+                  for p in block.parameters()}
+        groups = {}
+        for p in self.network_.parameters():
+            if p.requires_grad:
+                groups.setdefault(depths.get(id(p), 0), []).append(p)
+        return [{"params": params, "lr": self.backbone_learning_rate * self.layer_decay ** depth}
+                for depth, params in sorted(groups.items())]
+
     def _train(self, data, targets, train, validation, train_blocks=True, pooled=None):
         """Train the stages on the rows ``train``; ``train_blocks=False`` skips the second (a choice made
         before, on validation rows); ``pooled``: :meth:`_pooled_data`, if already computed. Sets
@@ -82,7 +96,7 @@ class StagedTraining:
                 p.requires_grad_(True)
             self._say("stage 2: the top blocks train too (epochs counted on)")
             loss = self._fit_stage(data, targets, train, held_out, validation is not None,
-                                   [p for p in net.parameters() if p.requires_grad], self.backbone_learning_rate,
+                                   self._decayed_groups(), self.backbone_learning_rate,
                                    epochs=self.max_epochs, schedule=True)
             self.blocks_trained_ = validation is None or loss < probe_loss - self.tol
             if not self.blocks_trained_:  # the trained blocks did worse on the validation rows

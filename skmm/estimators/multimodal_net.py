@@ -61,6 +61,12 @@ _PARAMETERS = """
     backbone_learning_rate : float, default=1e-4
         For the whole network once the backbones' blocks train (pretrained:
         smaller steps; the fusion and heads start trained, see Notes).
+    layer_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay: a trained block with ``d`` trained
+        blocks above it in its backbone learns at ``backbone_learning_rate *
+        layer_decay ** d`` (lower layers hold more general features). With
+        one block per backbone (the default ``train_blocks``) it changes
+        nothing.
     weight_decay : float, default=0.01
     warmup : float, default=0.1
         Share of the fine-tuning steps over which the learning rates rise
@@ -195,14 +201,15 @@ class MultimodalNetClassifier(ClassifierMixin, _BaseMultimodalNet):
 
     def __init__(self, modalities, *, fusion="concat", train_blocks=1, fusion_width=256, hidden_layer_sizes=(256,),
                  dropout="auto", optimizer="adamw", learning_rate="auto", backbone_learning_rate=1e-4,
-                 weight_decay=0.01, warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20, early_stopping="auto",
-                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4, task_weights=None,
-                 target_type="auto", class_weight=None, label_smoothing=0.0, random_state=None, device="auto",
-                 verbose=0):
+                 layer_decay=1.0, weight_decay=0.01, warmup=0.1, batch_size=32, probe_epochs=200, max_epochs=20,
+                 early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, augment=False, n_views=4,
+                 task_weights=None, target_type="auto", class_weight=None, label_smoothing=0.0, random_state=None,
+                 device="auto", verbose=0):
         super().__init__(
             modalities, fusion=fusion, train_blocks=train_blocks, fusion_width=fusion_width,
             hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, optimizer=optimizer, learning_rate=learning_rate,
-            backbone_learning_rate=backbone_learning_rate, weight_decay=weight_decay, warmup=warmup,
+            backbone_learning_rate=backbone_learning_rate, layer_decay=layer_decay, weight_decay=weight_decay,
+            warmup=warmup,
             batch_size=batch_size, probe_epochs=probe_epochs, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol, augment=augment,
             n_views=n_views, task_weights=task_weights, target_type=target_type, random_state=random_state,
