@@ -56,6 +56,14 @@ def add_mvsa_arguments(parser):
     parser.add_argument("--cache", default=str(REPO / "benchmarks" / ".cache"))
 
 
+def encoder_modalities(column, encoder, models, device, cache):
+    """A modality of ``column`` per model in ``models`` (None or empty: the encoder's default), named column,
+    column2, column3..."""
+    return [(column if k == 0 else f"{column}{k + 1}",
+             encoder(device=device, cache=cache, **({"model": model} if model else {})), column)
+            for k, model in enumerate(models or [None])]
+
+
 def mvsa_present(args):
     """Whether the MVSA data is at ``args.data`` (saying so when it is not: the benchmark skips)."""
     if os.path.exists(os.path.join(args.data, "train.txt")):

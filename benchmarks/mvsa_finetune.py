@@ -7,6 +7,8 @@ minutes per fold on this machine.
 
     python benchmarks/mvsa_finetune.py                        # every configuration below, 5 folds each
     python benchmarks/mvsa_finetune.py --only "blocks=1" --folds 1
+    python benchmarks/mvsa_finetune.py --only "=concat, blocks=1" --text-model skmm:all-MiniLM-L6-v2 \
+        --text-model skmm:all-mpnet-base-v2 --set '{"train_blocks": {"image": 1, "text": 1, "text2": 0}}'
 
 Appends to benchmarks/results/mvsa_finetune.json and rewrites mvsa_finetune.md. Skips when the data is absent.
 """
@@ -22,7 +24,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import METRICS, RESULTS, add_mvsa_arguments, append_to_history, mvsa_present, scores  # noqa: E402
+from _common import (METRICS, RESULTS, add_mvsa_arguments, append_to_history, encoder_modalities,  # noqa: E402
+                     mvsa_present, scores)
 
 # name -> MultimodalNetClassifier parameters (besides the modalities)
 CONFIGURATIONS = {
@@ -39,14 +42,18 @@ CONFIGURATIONS = {
 }
 
 
-def network(params, cache, device, random_state=0, columns=("image", "text")):
-    """The network of ``params`` on ``columns``; with ``seeds=n`` among them, a soft vote of n networks."""
+def network(params, cache, device, random_state=0, columns=("image", "text"), models=None):
+    """The network of ``params`` on ``columns``; with ``seeds=n`` among them, a soft vote of n networks.
+
+    ``models`` maps a column to its backbones (the encoders' ``model``), a modality each (named column,
+    column2...); the encoder's default where a column has none."""
     from sklearn.ensemble import VotingClassifier
 
     from skmm import ImageEncoder, MultimodalNetClassifier, TextEncoder
 
-    encoders = {"image": ImageEncoder, "text": TextEncoder}
-    modalities = [(column, encoders[column](device=device, cache=cache), column) for column in columns]
+    encoders, models = {"image": ImageEncoder, "text": TextEncoder}, models or {}
+    modalities = [modality for column in columns
+                  for modality in encoder_modalities(column, encoders[column], models.get(column), device, cache)]
     params = dict(params)
     seeds = params.pop("seeds", 1)
     networks = [MultimodalNetClassifier(modalities, random_state=random_state + seed, device=device, **params)
@@ -79,22 +86,30 @@ def _machine(device):
 
 def _run(name, params, X, y, folds, args):
     """One configuration on every fold: its scores, minutes and epochs, printed per fold, as a results row."""
-    per_fold, minutes, epochs = {m: [] for m in METRICS}, [], []
+    per_fold, minutes, epochs, members, kept = {m: [] for m in METRICS}, [], [], [], []
     for i, (train, test) in enumerate(folds, start=1):
         start = time.perf_counter()
-        model = network(params, args.cache, args.device, columns=args.columns).fit(X.iloc[train], y[train])
+        model = network(params, args.cache, args.device, columns=args.columns, models=args.models)
+        model.fit(X.iloc[train], y[train])
         predicted = model.predict(X.iloc[test])
         minutes.append((time.perf_counter() - start) / 60)
         trained, best = _epochs(model)
         epochs.append(trained if len(trained) > 1 else trained[0])
         for metric, value in scores(y[test], predicted).items():
             per_fold[metric].append(value)
+        nets = getattr(model, "estimators_", [model])
+        kept.append([bool(net.blocks_trained_) for net in nets])
+        if len(nets) > 1:  # a vote: each network alone (they were fitted on the vote's encoded labels)
+            members.append([float(np.mean(net.predict(X.iloc[test]) == model.le_.transform(y[test])))
+                            for net in nets])
+            print(f"{name} fold {i}: the networks alone {np.round(members[-1], 4).tolist()}", flush=True)
         print(f"{name} fold {i}: acc {per_fold['accuracy'][-1]:.3f} weighted-F1 {per_fold['f1_weighted'][-1]:.3f} "
               f"macro-F1 {per_fold['f1_macro'][-1]:.3f} ({minutes[-1]:.1f} min, {epochs[-1]} epochs, best "
               f"{best if len(best) > 1 else best[0]})", flush=True)
     row = {"configuration": name, "params": params, "machine": _machine(args.device), "folds": len(folds),
            "minutes_per_fold": minutes, "epochs": epochs, **{m: float(np.mean(v)) for m, v in per_fold.items()},
-           **{f"{m}_std": float(np.std(v)) for m, v in per_fold.items()}, "per_fold": per_fold}
+           **{f"{m}_std": float(np.std(v)) for m, v in per_fold.items()}, "per_fold": per_fold,
+           "blocks_kept": kept, **({"networks_accuracy": members} if members else {})}
     print(f"== {name}: acc {row['accuracy']:.3f} weighted-F1 {row['f1_weighted']:.3f} macro-F1 "
           f"{row['f1_macro']:.3f}, {np.mean(minutes):.1f} min per fold", flush=True)
     return row
@@ -108,8 +123,14 @@ def main():
     parser.add_argument("--folds", type=int, default=5, help="how many of the 5 folds to run")
     parser.add_argument("--columns", default="image,text", type=lambda text: tuple(text.split(",")),
                         help="the modalities the networks read: image,text (default), image or text")
+    parser.add_argument("--text-model", action="append", default=None,
+                        help="a text backbone (e.g. skmm:all-mpnet-base-v2); repeat it for a text modality each")
+    parser.add_argument("--image-model", action="append", default=None,
+                        help="an image backbone (e.g. skmm:efficientnet_lite2); repeat it for an image modality each")
     parser.add_argument("--set", default=None, help="extra parameters as JSON, e.g. '{\"max_epochs\": 10}'")
     args = parser.parse_args()
+    args.models = {column: models for column, models in (("image", args.image_model), ("text", args.text_model))
+                   if models}
     if not mvsa_present(args):
         return
     from sklearn.model_selection import StratifiedKFold
@@ -127,6 +148,8 @@ def main():
             continue
         if args.columns != ("image", "text"):
             name = f"{name} [{' + '.join(args.columns)} only]"
+        if args.models:
+            name = f"{name} [{', '.join(model for models in args.models.values() for model in models)}]"
         rows.append(_run(name, {**params, **extra}, X, y, folds, args))
     write_markdown(append_to_history(RESULTS / "mvsa_finetune.json",
                                      {"date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}))

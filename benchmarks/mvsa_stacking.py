@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import METRICS, RESULTS, add_mvsa_arguments, mvsa_present, scores  # noqa: E402
+from _common import METRICS, RESULTS, add_mvsa_arguments, encoder_modalities, mvsa_present, scores  # noqa: E402
 
 
 def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0):
@@ -95,8 +95,8 @@ def main():
         os.makedirs(args.keep, exist_ok=True)
     X, y = load_mvsa(args.data)
     classes = np.unique(y)
-    modalities = (_modalities("image", ImageEncoder, args.image_model, args)
-                  + _modalities("text", TextEncoder, args.text_model, args))
+    modalities = (encoder_modalities("image", ImageEncoder, args.image_model, args.device, args.cache)
+                  + encoder_modalities("text", TextEncoder, args.text_model, args.device, args.cache))
     results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
     for k, (train, test) in enumerate(folds):
@@ -118,13 +118,6 @@ def main():
         print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
               f"({results['fold_seconds'][-1]:.0f} s)", flush=True)
     _report(results, len(folds), args)
-
-
-def _modalities(column, encoder, models, args):
-    """A modality of ``column`` per model (None: the encoder's default), named column, column2, column3..."""
-    return [(column if k == 0 else f"{column}{k + 1}",
-             encoder(device=args.device, cache=args.cache, **({"model": model} if model else {})), column)
-            for k, model in enumerate(models or [None])]
 
 
 def _mean(rows, metric):
