@@ -63,10 +63,9 @@ def network(params, cache, device, random_state=0, columns=("image", "text"), mo
     return VotingClassifier([(f"seed{seed}", net) for seed, net in enumerate(networks)], voting="soft")
 
 
-def _epochs(model):
-    """Epochs trained and the best one (lists for a vote: one per network)."""
-    nets = getattr(model, "estimators_", [model])
-    return [net.n_iter_ for net in nets], [net.best_epoch_ for net in nets]
+def _networks(model):
+    """The fitted networks of ``model``: itself, or those of a vote."""
+    return getattr(model, "estimators_", [model])
 
 
 def _machine(device):
@@ -93,11 +92,11 @@ def _run(name, params, X, y, folds, args):
         model.fit(X.iloc[train], y[train])
         predicted = model.predict(X.iloc[test])
         minutes.append((time.perf_counter() - start) / 60)
-        trained, best = _epochs(model)
+        nets = _networks(model)
+        trained, best = [net.n_iter_ for net in nets], [net.best_epoch_ for net in nets]
         epochs.append(trained if len(trained) > 1 else trained[0])
         for metric, value in scores(y[test], predicted).items():
             per_fold[metric].append(value)
-        nets = getattr(model, "estimators_", [model])
         kept.append([bool(net.blocks_trained_) for net in nets])
         if len(nets) > 1:  # a vote: each network alone (they were fitted on the vote's encoded labels)
             members.append([float(np.mean(net.predict(X.iloc[test]) == model.le_.transform(y[test])))
