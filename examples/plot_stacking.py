@@ -4,7 +4,8 @@ Stacking many members: one estimator, each input embedded once
 
 :class:`~skmm.MultimodalStackingClassifier` cross-fits many diverse classifiers of the table (each modality
 alone, every early-fusion method, an MLP, word and character n-grams of the text) and trains a final estimator
-on their out-of-fold probabilities. The members share the embedding cache, so the images and texts are
+on their out-of-fold probabilities; each member then predicts new rows with the average of its fold models
+(AutoGluon's bagging). The members share the embedding cache, so the images and texts are
 embedded once, up front: stacking costs fits on embeddings, not embeddings. We compare each member with
 the stack on held-out rows.
 """
@@ -24,9 +25,9 @@ modalities = [("image", ImageEncoder(), "image"), ("text", TextEncoder(), "text"
 # verbose=1: the embedding pass, then one line per member (its out-of-fold accuracy and seconds).
 start = time.perf_counter()
 stack = MultimodalStackingClassifier(modalities, random_state=0, verbose=1).fit(X_train, y_train)
-print(f"fit: {time.perf_counter() - start:.1f} s for {len(stack.members_)} members x (5 folds + 1 refit)")
+print(f"fit: {time.perf_counter() - start:.1f} s for {len(stack.members_)} members x 5 folds")
 
-# Every member and the stack, on the same 100 rows none of them saw (the members were refitted on all 200).
+# Every member (its 5 fold models averaged) and the stack, on the same 100 rows none of them saw.
 scores = {name: member.score(X_test, y_test) for name, member in stack.members_}
 scores["stack"] = stack.score(X_test, y_test)
 for name, score in scores.items():

@@ -118,6 +118,12 @@ def upgrade_net_state(state):
     return state
 
 
+def upgrade_stacking_state(state):
+    """A MultimodalStackingClassifier state saved before ``refit``: its members were refitted on every row."""
+    state.setdefault("refit", True)
+    return state
+
+
 def upgrade_encoder_state(cls, state):
     """An encoder's state with every ``__init__`` parameter added since it was saved at its default (what
     the older code did); skmm 0.1 also took ``tta="none"`` for no test-time augmentation."""

@@ -32,6 +32,7 @@ TRUSTED_TYPES = (
     "skmm.estimators.multimodal_net.MultimodalNetClassifier",
     "skmm.estimators.multimodal_net.MultimodalNetRegressor",
     "skmm.estimators.stacking.MultimodalStackingClassifier",
+    "skmm.estimators._cross_fitting.CrossFittedClassifier",
     "skmm.estimators._stacking_members.PresentRowsClassifier",
     # The functions the stacking members' FunctionTransformers call.
     "skmm.estimators._stacking_members.texts_of",

@@ -71,11 +71,11 @@ def test_parameter_checks_with_given_members(check, tiny_text_model):
 def test_each_item_is_embedded_once_over_a_whole_fit(tiny_text_model, data, embedded_items, capsys):
     X, y = data
     stack = MultimodalStackingClassifier(_modalities(tiny_text_model), random_state=0, verbose=1).fit(X, y)
-    # 8 members x (5 folds + the refit) = 48 fits, and each distinct image and text went through its model once
+    # 8 members x 5 folds = 40 fits, and each distinct image and text went through its model once
     distinct_images, distinct_texts = {image.tobytes() for image in X["image"]}, X["text"].nunique()
     assert len(embedded_items) == len(distinct_images) + distinct_texts
     new = make_multimodal_classification(n_samples=12, image_size=32, random_state=1)[0]
-    stack.predict_proba(new)  # 8 members read the new rows: embedded once too
+    stack.predict_proba(new)  # 8 members x 5 fold models read the new rows: embedded once too
     assert len(embedded_items) == len(distinct_images) + distinct_texts + 12 + new["text"].nunique()
 
     assert [name for name, _ in stack.members_] == AUTO_MEMBERS == list(stack.member_scores_)
@@ -97,11 +97,12 @@ def test_without_a_cache_each_fit_embeds_again_and_fit_says_so(tiny_text_model, 
     X, y = data
     modalities = _modalities(tiny_text_model, cache=None)
     members = default_stacking_members(modalities)[:1]  # image_logreg
-    with pytest.warns(UserWarning, match=r"modality 'image': its encoder has cache=None, so the stack's 4 fits"):
+    with pytest.warns(UserWarning, match=r"modality 'image': its encoder has cache=None, so the stack's 3 fits"):
         MultimodalStackingClassifier(modalities, members=members, cv=3).fit(X, y)
     distinct_texts = X["text"].nunique()
-    # The text encoder, cached, was run once up front; the image member embedded its fold rows in each of 4 fits.
-    assert len(embedded_items) == distinct_texts + 4 * len(X)
+    # The text encoder, cached, was run once up front; the image member embedded every row in each of 3 fold fits
+    # (its training rows to fit, the others to predict).
+    assert len(embedded_items) == distinct_texts + 3 * len(X)
 
 
 def test_members_run_in_threads_embed_once_and_predict_the_same(tiny_text_model, data, embedded_items):
@@ -120,8 +121,8 @@ def test_no_leak_labels_unrelated_to_the_inputs_score_at_chance(tiny_text_model)
     X, _ = make_multimodal_classification(n_samples=120, image_size=32, random_state=2)
     y = np.random.default_rng(0).integers(0, 3, len(X))  # unrelated to the rows: 1/3 is the best any model can do
     stack = MultimodalStackingClassifier(_modalities(tiny_text_model), cv=3, random_state=0).fit(X, y)
-    # Fitted on every row, a member learns these labels by heart; its out-of-fold predictions must not have.
-    assert stack.named_members_["concat_mlp"].score(X, y) > 0.9
+    # Each fold model learns its rows' labels by heart; the out-of-fold predictions must not have.
+    assert all(fold.score(X, y) > 0.6 for fold in stack.named_members_["concat_mlp"].estimators_)
     # 120 rows at chance: accuracy 0.33 +- 0.043; 0.55 is 5 standard deviations above, ~1 where the rows leaked
     assert max(stack.member_scores_.values()) < 0.55, stack.member_scores_
     outer = cross_val_score(stack, X, y, cv=StratifiedKFold(2, shuffle=True, random_state=1))
@@ -142,6 +143,39 @@ def test_clone_pickle_and_skops_round_trips_predict_the_same(tiny_text_model, da
     np.testing.assert_allclose(refitted.predict_proba(X), expected, atol=1e-10)
 
 
+def test_members_predict_with_their_fold_models_or_with_refit_one_model_on_every_row(tiny_text_model, data):
+    X, y = data
+    members = [pair for pair in default_stacking_members(_modalities(tiny_text_model))
+               if pair[0] in ("concat_logreg", "text_ngrams")]
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    bagged = MultimodalStackingClassifier(_modalities(tiny_text_model), members=members, cv=folds).fit(X, y)
+    refitted = clone(bagged).set_params(refit=True).fit(X, y)
+    # The same out-of-fold probabilities, so the same final estimator; only what predicts new rows differs.
+    assert bagged.member_scores_ == refitted.member_scores_
+    np.testing.assert_allclose(bagged.final_estimator_[-1].coef_, refitted.final_estimator_[-1].coef_)
+    new = make_multimodal_classification(n_samples=12, image_size=32, random_state=1)[0]
+    for name, member in members:
+        folds_of_member = bagged.named_members_[name]
+        assert len(folds_of_member.estimators_) == 3
+        np.testing.assert_allclose(folds_of_member.predict_proba(new),
+                                   np.mean([fold.predict_proba(new) for fold in folds_of_member.estimators_], axis=0))
+        np.testing.assert_allclose(refitted.named_members_[name].predict_proba(new),
+                                   clone(member).fit(X, y).predict_proba(new))
+    assert not np.allclose(bagged.predict_proba(new), refitted.predict_proba(new))
+
+
+def test_a_stack_saved_before_refit_existed_loads_as_refitted(tiny_text_model, data):
+    X, y = data
+    members = [pair for pair in default_stacking_members(_modalities(tiny_text_model)) if pair[0] == "text_logreg"]
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), members=members, cv=2, refit=True).fit(X, y)
+    state = stack.__getstate__()
+    del state["refit"]  # as older versions pickled it: their members were refitted on every row
+    old = MultimodalStackingClassifier.__new__(MultimodalStackingClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["refit"] is True
+    np.testing.assert_array_equal(old.predict_proba(X), stack.predict_proba(X))
+
+
 def test_get_and_set_params_reach_into_given_members(tiny_text_model, data):
     X, y = data
     modalities = _modalities(tiny_text_model)
@@ -158,8 +192,9 @@ def test_get_and_set_params_reach_into_given_members(tiny_text_model, data):
     stack.set_params(concat=replacement)
     assert stack.members[1] == ("concat", replacement) and stack.get_params()["concat__clf__C"] == 2.0
     stack.fit(X, y)
-    assert stack.named_members_.ngrams.named_steps["clf"].C == 0.5
-    assert stack.named_members_.concat.named_steps["fuse"].modality_weights_ == {"image": 1.0}
+    # Each fitted member is its fold models (a CrossFittedClassifier), each one a fitted clone of the given member.
+    assert all(fold.named_steps["clf"].C == 0.5 for fold in stack.named_members_.ngrams.estimators_)
+    assert stack.named_members_.concat.estimators_[0].named_steps["fuse"].modality_weights_ == {"image": 1.0}
     assert stack.final_estimator_.coef_.shape == (3, 2 * 3)  # 2 members x 3 classes, raw probabilities
     assert stack.predict_proba(X).shape == (90, 3)
     np.testing.assert_array_equal(stack.predict(X), stack.final_estimator_.predict(
@@ -245,11 +280,11 @@ def test_given_members_are_seeded_by_the_stack_as_the_auto_ones_are(tiny_text_mo
             for members in (given, given, auto)]
     np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
     np.testing.assert_array_equal(fits[0].predict_proba(X), fits[2].predict_proba(X))
-    assert fits[0].named_members_["concat_mlp"].get_params()["clf__random_state"] == 0
+    assert fits[0].named_members_["concat_mlp"].estimators_[0].get_params()["clf__random_state"] == 0
     assert given[1][1].get_params()["clf__random_state"] is None  # the user's member is left as it was
     seeded = [("concat_mlp", clone(given[1][1]).set_params(clf__random_state=5))]
     kept = MultimodalStackingClassifier(modalities, members=seeded, cv=2, random_state=0).fit(X, y)
-    assert kept.named_members_["concat_mlp"].get_params()["clf__random_state"] == 5  # a given seed is kept
+    assert kept.named_members_["concat_mlp"].estimators_[0].get_params()["clf__random_state"] == 5  # given: kept
 
 
 def test_the_text_ngrams_member_fits_a_column_of_one_word_names():

@@ -11,7 +11,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_predict
+from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -19,9 +19,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from .._cache import resolve_cache
+from .._compat import upgrade_stacking_state
 from .._composition import TriplesComposition
 from .._table import as_frame, present_mask
 from ..encoders import embedding_encoder
+from ._cross_fitting import CrossFittedClassifier
 from ._stacking_members import (default_stacking_members, log_probability_logistic_regression, member_seed,
                                 seed_unset_random_states)
 
@@ -30,14 +32,16 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     """Stack many diverse classifiers of an image + text (+ numbers) table: one estimator, each item embedded once.
 
     Each member is a classifier of the whole table (a pipeline from the raw
-    columns to ``predict_proba``). ``fit`` cross-fits every member: its
-    out-of-fold probabilities (each row's from a member that never saw it)
-    train the final estimator, then the member is refitted on every row for
-    prediction, as :class:`~sklearn.ensemble.StackingClassifier` does. The
-    members read the shared embedding cache, so however many members and
-    folds there are, each image and text goes through its encoder once: the
-    cost of stacking is ``len(members) * (cv + 1)`` fits on embeddings, not
-    embeddings.
+    columns to ``predict_proba``). ``fit`` cross-fits every member (a
+    :class:`~skmm.estimators.CrossFittedClassifier`): its out-of-fold
+    probabilities (each row's from a fold model that never saw it) train the
+    final estimator, and new rows get the average of its fold models, as
+    AutoGluon's bagged stacks predict (``refit=True``: one model refitted on
+    every row instead, as :class:`~sklearn.ensemble.StackingClassifier`
+    does). The members read the shared embedding cache, so however many
+    members and folds there are, each image and text goes through its
+    encoder once: the cost of stacking is ``len(members) * cv`` fits on
+    embeddings (one more per member with ``refit=True``), not embeddings.
 
     Parameters
     ----------
@@ -66,7 +70,15 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     cv : int, cross-validation generator or iterable, default=5
         The folds of the cross-fitting, the same for every member. An int:
         ``StratifiedKFold(cv, shuffle=True, random_state=random_state)``.
-        Must be a partition of the rows (each row predicted once).
+        Each row must be in a fold's test part (with repeated folds, such as
+        ``RepeatedStratifiedKFold``, a row's out-of-fold probabilities are
+        averaged).
+    refit : bool, default=False
+        False: a member predicts new rows with the average of its ``cv``
+        fold models' probabilities, the models whose out-of-fold
+        probabilities the final estimator learned from (the user guide
+        compares the two). True: with one model refitted on every row
+        (smaller to keep, ``cv`` times faster to predict).
     n_jobs : int, default=None
         Members cross-fitted at once, in threads (they share the in-process
         embedding cache and the loaded models). None: one at a time.
@@ -81,7 +93,8 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     Attributes
     ----------
     members_ : list of (str, estimator) tuples
-        The members, fitted on every row.
+        The fitted members: each a :class:`~skmm.estimators.CrossFittedClassifier`
+        (its fold models), or with ``refit=True`` the member fitted on every row.
     named_members_ : Bunch
         The fitted members by name.
     member_scores_ : dict
@@ -108,7 +121,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     Every item embedded once holds for encoders with a cache (``cache="auto"``,
     the default: the in-process memory cache, or ``$SKMM_CACHE_DIR``). An
     encoder with ``cache=None`` is taken at its word: nothing is kept, so
-    every member embeds its column again in each of its ``cv + 1`` fits, and
+    every member embeds its column again in each of its fits, and
     ``fit`` warns that it will. ``n_jobs`` runs members in threads, which
     share the memory cache; under a process backend
     (``joblib.parallel_config(backend="loky")``) give the encoders a disk
@@ -142,17 +155,19 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         "members": [StrOptions({"auto"}), list],
         "final_estimator": [HasMethods(["fit", "predict"]), None],
         "cv": ["cv_object"],
+        "refit": ["boolean"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, modalities, *, members="auto", final_estimator=None, cv=5, n_jobs=None, verbose=0,
-                 random_state=None):
+    def __init__(self, modalities, *, members="auto", final_estimator=None, cv=5, refit=False, n_jobs=None,
+                 verbose=0, random_state=None):
         self.modalities = modalities
         self.members = members
         self.final_estimator = final_estimator
         self.cv = cv
+        self.refit = refit
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
@@ -180,7 +195,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     # -- fitting -------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)  # the members are validated as they fit
     def fit(self, X, y):
-        """Cross-fit every member, refit it on every row, and fit the final estimator.
+        """Cross-fit every member (refit it on every row with ``refit=True``), and fit the final estimator.
 
         Parameters
         ----------
@@ -200,9 +215,9 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         triples = self._checked_triples()
         members = self._checked_members(triples)
         splits = list(self._folds().split(frame, y))  # fixed once: every member's out-of-fold rows are the same
-        self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + 1))
+        self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + int(self.refit)))
         jobs = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
-            delayed(_cross_fit)(name, member, frame, y, splits) for name, member in members)
+            delayed(_cross_fit)(name, member, frame, y, splits, self.refit) for name, member in members)
         self.members_, self.member_scores_, self.member_fit_times_, out_of_fold = [], {}, {}, []
         for (name, _), (probabilities, fitted, seconds) in zip(members, jobs):
             self.members_.append((name, fitted))
@@ -309,6 +324,9 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         """
         return self.final_estimator_.predict_proba(self._member_probabilities(X))
 
+    def __setstate__(self, state):
+        super().__setstate__(upgrade_stacking_state(state))
+
     @property
     def named_members_(self):
         """The fitted members by name (a :class:`~sklearn.utils.Bunch`)."""
@@ -336,14 +354,15 @@ def _named_members(members):
     return members
 
 
-def _cross_fit(name, member, frame, y, splits):
-    """One member's out-of-fold probabilities on ``splits``, the member refitted on every row, and the seconds."""
+def _cross_fit(name, member, frame, y, splits, refit):
+    """One member's out-of-fold probabilities on ``splits``, the member fitted for prediction (its fold models, or
+    refitted on every row), and the seconds."""
     start = time.perf_counter()
     try:
-        probabilities = cross_val_predict(clone(member), frame, y, cv=splits, method="predict_proba")
-        fitted = clone(member).fit(frame, y)
+        folds = CrossFittedClassifier(member, cv=splits).fit(frame, y)
+        fitted = clone(member).fit(frame, y) if refit else folds
     except Exception as error:
         if hasattr(error, "add_note"):  # Python 3.11+: the traceback says which member failed, type unchanged
             error.add_note(f"(raised while fitting the stacking member {name!r})")
         raise
-    return probabilities, fitted, time.perf_counter() - start
+    return folds.out_of_fold_proba_, fitted, time.perf_counter() - start
