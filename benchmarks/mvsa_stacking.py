@@ -2,12 +2,13 @@
 
 The outer folds are ``benchmarks/mvsa.py``'s (StratifiedKFold(5, shuffle=True, random_state=0)). In each, the
 stack is computed as ``MultimodalStackingClassifier(modalities, random_state=0).fit`` computes it, from its
-public parts (``default_stacking_members``, the same inner folds, ``log_probability_logistic_regression``), so
+public parts (``default_stacking_members``, ``CrossFittedClassifier`` on the same inner folds,
+``log_probability_logistic_regression``), so
 that the members' out-of-fold probabilities are kept: the ablation refits only the final estimator without one
 member (or with one member alone), which costs seconds, not another stack.
 
     python benchmarks/mvsa_stacking.py [--folds 5] [--trained-network] [--sentiment-lexicon] [--text-model M]
-                                       [--image-model M] [--keep DIR]
+                                       [--image-model M] [--refit] [--keep DIR]
 
 ``--text-model skmm:all-MiniLM-L6-v2 --text-model skmm:all-mpnet-base-v2 --sentiment-lexicon`` is the documented
 stronger configuration: the larger offline text model as a second text modality of the same column, and VADER
@@ -33,28 +34,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import METRICS, RESULTS, add_mvsa_arguments, encoder_modalities, mvsa_present, scores  # noqa: E402
 
 
-def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0):
-    """Per member: out-of-fold probabilities on ``train`` (the stack's inner folds), and ``test`` probabilities
-    from the member refitted on all of ``train``; with each member's seconds (read from ``keep`` when there)."""
+def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0, refit=False):
+    """Per member: out-of-fold probabilities on ``train`` (the stack's inner folds), and ``test`` probabilities from
+    its fold models averaged (``refit``: from the member refitted on all of ``train``), as the stack predicts; with
+    each member's seconds (read from ``keep`` when there)."""
     import joblib
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
+
+    from skmm.estimators import CrossFittedClassifier
 
     inner = list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
     kept = {}
     for name, member in members:
         # Named by the member's parameters too: a changed member (or other encoders) is computed again.
-        path = os.path.join(keep, f"{name}_{joblib.hash(member)[:10]}_{fold}.npz") if keep else None
+        key = f"{name}_{joblib.hash(member)[:10]}_{'refit_' if refit else ''}{fold}"
+        path = os.path.join(keep, key + ".npz") if keep else None
         if path and os.path.exists(path):
             with np.load(path) as saved:
                 kept[name] = (saved["out_of_fold"], saved["held_out"], float(saved["seconds"]))
         else:
             start = time.perf_counter()
-            out_of_fold = cross_val_predict(clone(member), X.iloc[train], y[train], cv=inner, method="predict_proba")
-            held_out = clone(member).fit(X.iloc[train], y[train]).predict_proba(X.iloc[test])
-            kept[name] = (out_of_fold, held_out, time.perf_counter() - start)
+            folds = CrossFittedClassifier(clone(member), cv=inner).fit(X.iloc[train], y[train])
+            predictor = clone(member).fit(X.iloc[train], y[train]) if refit else folds
+            held_out = predictor.predict_proba(X.iloc[test])
+            kept[name] = (folds.out_of_fold_proba_, held_out, time.perf_counter() - start)
             if path:  # written whole, then renamed: an interrupted run leaves no truncated file to resume from
-                np.savez(path + ".part.npz", out_of_fold=out_of_fold, held_out=held_out, seconds=kept[name][2])
+                np.savez(path + ".part.npz", out_of_fold=kept[name][0], held_out=held_out, seconds=kept[name][2])
                 os.replace(path + ".part.npz", path)
         accuracy = np.mean(np.unique(y)[kept[name][0].argmax(axis=1)] == y[train])
         print(f"  {name:<18} out-of-fold accuracy {accuracy:.3f} ({kept[name][2]:.0f} s)", flush=True)
@@ -75,6 +81,8 @@ def main():
     parser.add_argument("--sentiment-lexicon", action="store_true", help="add VADER's member (vaderSentiment)")
     parser.add_argument("--trained-network", action="store_true",
                         help="add the trained network member (MultimodalNetClassifier, one block of each backbone)")
+    parser.add_argument("--refit", action="store_true",
+                        help="predict with each member refitted on every row (the stack's refit=True)")
     parser.add_argument("--keep", default=None, help="save and reuse each member's probabilities in this folder")
     parser.add_argument("--text-model", action="append", default=None,
                         help="a text encoder's model (default: TextEncoder's); repeat it for a text modality each")
@@ -105,7 +113,8 @@ def main():
                                            trained_network=args.trained_network)
         if args.trained_network:
             dict(members)["network"].set_params(device=args.device)  # where the encoders run
-        kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k)
+        kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k,
+                                    refit=args.refit)
         names = list(kept)
         results["stack"].append(_stack(kept, names, y[train], y[test]))
         results["fold_seconds"].append(sum(kept[name][2] for name in names))  # the members' fits (saved or not)
@@ -129,7 +138,8 @@ def _report(results, n_folds, args):
     changes = ([f"image model {model}" for model in args.image_model or []]
                + [f"text model {model}" for model in args.text_model or []]
                + (["VADER member"] if args.sentiment_lexicon else [])
-               + (["trained network member"] if args.trained_network else []))
+               + (["trained network member"] if args.trained_network else [])
+               + (["refit=True"] if args.refit else []))
     lines = ["| configuration | accuracy | weighted F1 | macro-F1 | seconds per fold |", "|---|---|---|---|---|",
              "| MultimodalStackingClassifier() defaults" + "".join(f" + {change}" for change in changes) + " | "
              + " | ".join(f"{stack[m][0]:.1f} ± {stack[m][1]:.1f}" for m in METRICS)
@@ -148,6 +158,7 @@ def _report(results, n_folds, args):
                          for model in (args.image_model or []) + (args.text_model or []))
         suffix += "_vader" if args.sentiment_lexicon else ""
         suffix += "_network" if args.trained_network else ""
+        suffix += "_refit" if args.refit else ""
         with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
             json.dump(results, handle, indent=2)
         with open(RESULTS / f"mvsa_stacking{suffix}.md", "w") as handle:
