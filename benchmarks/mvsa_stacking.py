@@ -47,8 +47,9 @@ def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fo
     inner = list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
     kept = {}
     for name, member in members:
-        # Named by the member's parameters too: a changed member (or other encoders) is computed again.
-        key = f"{name}_{joblib.hash(member)[:10]}_{'refit_' if refit else ''}{fold}"
+        # Named by the member's parameters and how it predicts: a changed member (or other encoders), or a file of
+        # an older run (whose members were refitted), is computed again.
+        key = f"{name}_{joblib.hash(member)[:10]}_{'refit' if refit else 'folds'}_{fold}"
         path = os.path.join(keep, key + ".npz") if keep else None
         if path and os.path.exists(path):
             with np.load(path) as saved:
