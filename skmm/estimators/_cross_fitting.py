@@ -99,21 +99,13 @@ class CrossFittedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         for train, test in check_cv(self.cv, y, classifier=True).split(data, y):
             model = clone(self.estimator).fit(rows(train), y[train])
             self.estimators_.append(model)
-            total[test] += self._in_all_classes(model, model.predict_proba(rows(test)))
+            total[test] += in_classes(self.classes_, model, model.predict_proba(rows(test)))
             times[test] += 1
         if not times.all():
             raise ValueError("cv must put every row in a fold's test part: some rows got no out-of-fold "
                              "probabilities")
         self.out_of_fold_proba_ = total / times[:, None]
         return self
-
-    def _in_all_classes(self, model, probabilities):
-        """A fold model's probabilities in the columns of ``classes_`` (0 for a class its fold lacked)."""
-        if len(model.classes_) == len(self.classes_):
-            return probabilities
-        full = np.zeros((len(probabilities), len(self.classes_)))
-        full[:, np.searchsorted(self.classes_, model.classes_)] = probabilities
-        return full
 
     def predict_proba(self, X):
         """The average of the fold models' class probabilities.
@@ -127,7 +119,7 @@ class CrossFittedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         probabilities : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        return np.mean([self._in_all_classes(model, model.predict_proba(X)) for model in self.estimators_], axis=0)
+        return np.mean([in_classes(self.classes_, model, model.predict_proba(X)) for model in self.estimators_], axis=0)
 
     def predict(self, X):
         """The most probable class of each row (of the averaged probabilities).
@@ -161,6 +153,16 @@ class CrossFittedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if estimator_tags is not None:  # reads what its estimator reads
             tags.input_tags = estimator_tags.input_tags
         return tags
+
+
+def in_classes(classes, model, probabilities):
+    """``model``'s probabilities in the columns of ``classes`` (sorted, a superset of ``model.classes_``): 0 for a
+    class the model never saw in training."""
+    if len(model.classes_) == len(classes):
+        return probabilities
+    full = np.zeros((len(probabilities), len(classes)))
+    full[:, np.searchsorted(classes, model.classes_)] = probabilities
+    return full
 
 
 def _indexable(X):

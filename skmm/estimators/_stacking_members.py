@@ -25,6 +25,7 @@ from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
+from ._cross_fitting import in_classes
 from ._net_data import network_reads
 from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
@@ -174,9 +175,8 @@ class PresentRowsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         probabilities = np.tile(self.class_prior_, (len(frame), 1))
         present = self._present(frame)
         if present.any():
-            probabilities[present] = 0.0  # a class the estimator never saw in training keeps probability 0
-            where = np.searchsorted(self.classes_, self.estimator_.classes_)
-            probabilities[np.ix_(present, where)] = self.estimator_.predict_proba(frame[present])
+            probabilities[present] = in_classes(self.classes_, self.estimator_,
+                                                self.estimator_.predict_proba(frame[present]))
         return probabilities
 
     def predict(self, X):
