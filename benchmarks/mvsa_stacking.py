@@ -3,7 +3,7 @@
 The outer folds are ``benchmarks/mvsa.py``'s (StratifiedKFold(5, shuffle=True, random_state=0)). In each, the
 stack is computed as ``MultimodalStackingClassifier(modalities, random_state=0).fit`` computes it, from its
 public parts (``default_stacking_members``, ``CrossFittedClassifier`` on the same inner folds,
-``log_probability_logistic_regression``), so
+``default_final_estimator`` choosing on them), so
 that the members' out-of-fold probabilities are kept: the ablation refits only the final estimator without one
 member (or with one member alone), which costs seconds, not another stack.
 
@@ -40,11 +40,10 @@ def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fo
     each member's seconds (read from ``keep`` when there)."""
     import joblib
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
 
     from skmm.estimators import CrossFittedClassifier
 
-    inner = list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
+    inner = _inner_folds(X, y, train, random_state)
     kept = {}
     for name, member in members:
         # Named by the member's parameters and how it predicts: a changed member (or other encoders), or a file of
@@ -68,11 +67,22 @@ def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fo
     return kept
 
 
-def _stack(kept, names, y_train, y_test):
-    from skmm.estimators import log_probability_logistic_regression
+def _inner_folds(X, y, train, random_state):
+    """The stack's folds of the outer training rows (``StratifiedKFold(5, shuffle=True)``, as its ``cv=5``)."""
+    from sklearn.model_selection import StratifiedKFold
 
-    final = log_probability_logistic_regression().fit(np.hstack([kept[n][0] for n in names]), y_train)
-    return scores(y_test, final.predict(np.hstack([kept[n][1] for n in names])))
+    return list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
+
+
+def _stack(kept, names, y_train, y_test, inner):
+    """The default final estimator, chosen on the stack's folds, fitted on ``names``' out-of-fold probabilities:
+    its scores on the held-out fold, and the name of the final estimator it chose."""
+    from skmm.estimators import default_final_estimator
+
+    final = default_final_estimator(np.unique(y_train), cv=inner).fit(np.hstack([kept[n][0] for n in names]), y_train)
+    chosen = final.best_params_["final"]
+    return scores(y_test, final.predict(np.hstack([kept[n][1] for n in names]))), type(chosen[-1] if hasattr(
+        chosen, "steps") else chosen).__name__
 
 
 def main():
@@ -106,7 +116,8 @@ def main():
     classes = np.unique(y)
     modalities = (encoder_modalities("image", ImageEncoder, args.image_model, args.device, args.cache)
                   + encoder_modalities("text", TextEncoder, args.text_model, args.device, args.cache))
-    results = {"stack": [], "without": {}, "alone": {}, "fold_seconds": [], "member_seconds": {}}
+    results = {"stack": [], "final_estimator": [], "without": {}, "alone": {}, "fold_seconds": [],
+               "member_seconds": {}}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))[:args.folds]
     for k, (train, test) in enumerate(folds):
         print(f"fold {k}", flush=True)
@@ -116,17 +127,19 @@ def main():
             dict(members)["network"].set_params(device=args.device)  # where the encoders run
         kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k,
                                     refit=args.refit)
-        names = list(kept)
-        results["stack"].append(_stack(kept, names, y[train], y[test]))
+        names, inner = list(kept), _inner_folds(X, y, train, random_state=0)
+        stack_scores, chosen = _stack(kept, names, y[train], y[test], inner)
+        results["stack"].append(stack_scores)
+        results["final_estimator"].append(chosen)
         results["fold_seconds"].append(sum(kept[name][2] for name in names))  # the members' fits (saved or not)
         for name in names:
             results["without"].setdefault(name, []).append(
-                _stack(kept, [n for n in names if n != name], y[train], y[test]))
+                _stack(kept, [n for n in names if n != name], y[train], y[test], inner)[0])
             results["alone"].setdefault(name, []).append(scores(y[test], classes[kept[name][1].argmax(1)]))
             results["member_seconds"].setdefault(name, []).append(kept[name][2])
         last = results["stack"][-1]
         print(f"fold {k}: stack accuracy {last['accuracy']:.4f}, weighted F1 {last['f1_weighted']:.4f} "
-              f"({results['fold_seconds'][-1]:.0f} s)", flush=True)
+              f"({results['fold_seconds'][-1]:.0f} s; final estimator {chosen})", flush=True)
     _report(results, len(folds), args)
 
 
@@ -152,7 +165,7 @@ def _report(results, n_folds, args):
                                                           for m in METRICS)
                      + f" | {np.mean(results['member_seconds'][name]):.0f} (member) |")
         lines.append(f"| {name} alone | " + " | ".join(f"{alone[m][0]:.1f}" for m in METRICS) + " | |")
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n\nFinal estimator chosen in each fold: " + ", ".join(results["final_estimator"])
     print(table)
     if n_folds == 5:
         suffix = "".join("_" + model.rpartition(":")[2].replace("/", "_")

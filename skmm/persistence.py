@@ -34,6 +34,7 @@ TRUSTED_TYPES = (
     "skmm.estimators.stacking.MultimodalStackingClassifier",
     "skmm.estimators._cross_fitting.CrossFittedClassifier",
     "skmm.estimators._stacking_members.PresentRowsClassifier",
+    "skmm.estimators._final_estimators.LogLinearPoolClassifier",
     # The functions the stacking members' FunctionTransformers call.
     "skmm.estimators._stacking_members.texts_of",
     "skmm.estimators._stacking_members.log_of_clipped",
@@ -52,6 +53,10 @@ TRUSTED_TYPES = (
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.decomposition._pca.PCA",
     "sklearn.linear_model._ridge.RidgeCV",
+    # A stack's default final estimator, a GridSearchCV: its scorer, and the stack's folds it chose on.
+    "sklearn.metrics._scorer._Scorer",
+    "sklearn.metrics._classification.accuracy_score",
+    "sklearn.model_selection._split._CVIterableWrapper",
     "numpy.dtype",
 )
 

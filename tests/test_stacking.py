@@ -87,9 +87,13 @@ def test_each_item_is_embedded_once_over_a_whole_fit(tiny_text_model, data, embe
     assert list(stack.feature_names_in_) == ["image", "text"]
     lines = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"\[stacking\] embedded image, text once \(\d+\.\d s\)", lines[0])
-    assert len(lines) == 1 + len(AUTO_MEMBERS)
+    assert len(lines) == 1 + len(AUTO_MEMBERS) + 1
     for line, (name, score) in zip(lines[1:], stack.member_scores_.items()):
         assert re.fullmatch(rf"\[stacking\] member {name} +out-of-fold accuracy {score:.3f} \(\d+\.\d s\)", line)
+    chosen = type(stack.final_estimator_.best_estimator_[-1]).__name__
+    regression, pool = stack.final_estimator_.cv_results_["mean_test_score"]
+    assert lines[-1] == (f"[stacking] final estimator {chosen} (cross-validated accuracy: LogisticRegression "
+                         f"{regression:.3f}, LogLinearPoolClassifier {pool:.3f})")
     assert stack.score(X, y) > 0.9
 
 
@@ -154,7 +158,9 @@ def test_members_predict_with_their_fold_models_or_with_refit_one_model_on_every
     refitted = clone(bagged).set_params(refit=True).fit(X, y)
     # The same out-of-fold probabilities, so the same final estimator; only what predicts new rows differs.
     assert bagged.member_scores_ == refitted.member_scores_
-    np.testing.assert_allclose(bagged.final_estimator_[-1].coef_, refitted.final_estimator_[-1].coef_)
+    out_of_fold = np.hstack([member.out_of_fold_proba_ for _, member in bagged.members_])
+    np.testing.assert_allclose(bagged.final_estimator_.predict_proba(out_of_fold),
+                               refitted.final_estimator_.predict_proba(out_of_fold))
     new = make_multimodal_classification(n_samples=12, image_size=32, random_state=1)[0]
     for name, member in members:
         folds_of_member = bagged.named_members_[name]

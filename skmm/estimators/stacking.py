@@ -12,6 +12,7 @@ from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -24,8 +25,8 @@ from .._composition import TriplesComposition
 from .._table import as_frame, present_mask
 from ..encoders import embedding_encoder
 from ._cross_fitting import CrossFittedClassifier
-from ._stacking_members import (default_stacking_members, log_probability_logistic_regression, member_seed,
-                                seed_unset_random_states)
+from ._final_estimators import default_final_estimator
+from ._stacking_members import default_stacking_members, member_seed, seed_unset_random_states
 
 
 class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
@@ -65,8 +66,11 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     final_estimator : classifier, default=None
         Fitted on the members' out-of-fold probabilities, side by side (one
         column per member and class, in the order of ``classes_``). Default:
-        :func:`~skmm.estimators.log_probability_logistic_regression`, a
-        LogisticRegression on their clipped logarithms.
+        :func:`~skmm.estimators.default_final_estimator`, which picks by
+        cross-validation on the stack's folds between a LogisticRegression on
+        their clipped logarithms and a
+        :class:`~skmm.estimators.LogLinearPoolClassifier` (one weight per
+        member: the safer with many classes and few rows).
     cv : int, cross-validation generator or iterable, default=5
         The folds of the cross-fitting, the same for every member. An int:
         ``StratifiedKFold(cv, shuffle=True, random_state=random_state)``.
@@ -103,7 +107,9 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     member_fit_times_ : dict
         Member name -> seconds its cross-fitting and refit took.
     final_estimator_ : estimator
-        The final estimator, fitted on the out-of-fold probabilities.
+        The final estimator, fitted on the out-of-fold probabilities (by
+        default a fitted ``GridSearchCV``: ``best_params_["final"]`` is the
+        one it chose).
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
         Number of columns seen in ``fit``.
@@ -227,8 +233,12 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
             if self.verbose:
                 print(f"[stacking] member {name:<22} out-of-fold accuracy {self.member_scores_[name]:.3f} "
                       f"({seconds:.1f} s)", flush=True)
-        final = self.final_estimator if self.final_estimator is not None else log_probability_logistic_regression()
+        final = self.final_estimator
+        if final is None:  # chosen on the members' folds of the out-of-fold rows
+            final = default_final_estimator(self.classes_, cv=splits)
         self.final_estimator_ = clone(final).fit(np.hstack(out_of_fold), y)
+        if self.verbose and self.final_estimator is None:
+            _say_which_final(self.final_estimator_)
         return self
 
     def _checked_target(self, frame, y):
@@ -345,6 +355,18 @@ def _final_has(stack, method):
     if hasattr(stack, "final_estimator_"):
         return hasattr(stack.final_estimator_, method)
     return stack.final_estimator is None or hasattr(stack.final_estimator, method)
+
+
+def _say_which_final(search):
+    """The verbose line of the default final estimator: the cross-validated accuracy of each candidate."""
+    scores = ", ".join(f"{_final_name(params['final'])} {score:.3f}" for params, score in
+                       zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]))
+    print(f"[stacking] final estimator {_final_name(search.best_params_['final'])} (cross-validated accuracy: "
+          f"{scores})", flush=True)
+
+
+def _final_name(candidate):
+    return type(candidate[-1] if isinstance(candidate, Pipeline) else candidate).__name__
 
 
 def _named_members(members):
