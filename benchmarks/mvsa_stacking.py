@@ -77,12 +77,10 @@ def _inner_folds(X, y, train, random_state):
 def _stack(kept, names, y_train, y_test, inner):
     """The default final estimator, chosen on the stack's folds, fitted on ``names``' out-of-fold probabilities:
     its scores on the held-out fold, and the name of the final estimator it chose."""
-    from skmm.estimators import default_final_estimator
+    from skmm.estimators import default_final_estimator, final_estimator_name
 
     final = default_final_estimator(np.unique(y_train), cv=inner).fit(np.hstack([kept[n][0] for n in names]), y_train)
-    chosen = final.best_params_["final"]
-    return scores(y_test, final.predict(np.hstack([kept[n][1] for n in names]))), type(chosen[-1] if hasattr(
-        chosen, "steps") else chosen).__name__
+    return scores(y_test, final.predict(np.hstack([kept[n][1] for n in names]))), final_estimator_name(final)
 
 
 def main():

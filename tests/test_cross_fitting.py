@@ -60,6 +60,12 @@ def test_folds_that_leave_rows_out_are_refused():
         CrossFittedClassifier(LogisticRegression(), cv=halves).fit(X, y)
 
 
+def test_one_class_is_refused_before_any_fold_is_fitted():
+    X = np.zeros((10, 2))
+    with pytest.raises(ValueError, match=r"y has one class \('a'\)"):
+        CrossFittedClassifier(LogisticRegression(), cv=KFold(2)).fit(X, np.array(["a"] * 10))
+
+
 def test_a_table_of_columns_is_split_by_rows():
     rng = np.random.default_rng(1)
     table = {"price": rng.normal(size=60), "brand": ["a", "b", "c"] * 20}

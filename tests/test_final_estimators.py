@@ -7,7 +7,7 @@ from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import check_estimator
 
-from skmm.estimators import LogLinearPoolClassifier, default_final_estimator
+from skmm.estimators import LogLinearPoolClassifier, default_final_estimator, final_estimator_name
 from skmm.estimators._final_estimators import _penalised_log_loss
 
 
@@ -95,6 +95,7 @@ def test_with_many_classes_and_few_rows_the_default_picks_the_pool_and_beats_the
     X_train, X_test = _members(y_train, n_classes, strengths, seed=0), _members(y_test, n_classes, strengths, seed=1)
     search = default_final_estimator(classes=np.arange(n_classes), cv=5).fit(X_train, y_train)
     assert isinstance(search.best_params_["final"], LogLinearPoolClassifier)
+    assert final_estimator_name(search) == "LogLinearPoolClassifier"
     regression = search.param_grid["final"][0]
     best_member = max(np.mean(X_test[:, k:k + n_classes].argmax(axis=1) == y_test)
                       for k in range(0, X_test.shape[1], n_classes))
@@ -114,3 +115,4 @@ def test_when_a_member_confuses_two_classes_the_default_picks_the_regression():
     assert search.score(X[300:], y[300:]) > 0.9
     assert LogLinearPoolClassifier().fit(X[:300], y[:300]).score(X[300:], y[300:]) < 0.7
     assert isinstance(search.best_estimator_[-1][-1], LogisticRegression)
+    assert final_estimator_name(search) == "LogisticRegression"

@@ -89,11 +89,9 @@ class CrossFittedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        y, self.classes_ = class_labels(y)
         data, rows = _indexable(X)
         check_consistent_length(data, y)
-        self.classes_ = np.unique(y)
         self.estimators_ = []
         total, times = np.zeros((len(y), len(self.classes_))), np.zeros(len(y))
         for train, test in check_cv(self.cv, y, classifier=True).split(data, y):
@@ -153,6 +151,21 @@ class CrossFittedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if estimator_tags is not None:  # reads what its estimator reads
             tags.input_tags = estimator_tags.input_tags
         return tags
+
+
+def class_labels(y, classes=None):
+    """``y`` as a 1-D array of class labels, and the sorted classes: those of ``classes`` (all of them, when ``y``
+    may lack one) or of ``y``. Raises on targets that are not classes, on labels outside ``classes``, on one class."""
+    y = column_or_1d(y, warn=True)
+    check_classification_targets(y)
+    labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+    unknown = np.setdiff1d(y, labels)
+    if len(unknown):
+        raise ValueError(f"y has classes {unknown.tolist()} that are not in classes={labels.tolist()}")
+    if len(labels) < 2:
+        found = f"one class ({labels.tolist()[0]!r})" if len(labels) else "no class (no rows)"
+        raise ValueError(f"y has {found}: a classifier needs at least two")
+    return y, labels
 
 
 def in_classes(classes, model, probabilities):

@@ -11,9 +11,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._cross_fitting import class_labels
 from ._stacking_members import log_of_clipped, log_probability_logistic_regression
 
 
@@ -93,13 +93,7 @@ class LogLinearPoolClassifier(ClassifierMixin, BaseEstimator):
         self : object
         """
         X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y) if self.classes is None else np.unique(np.asarray(self.classes))
-        unknown = np.setdiff1d(y, self.classes_)
-        if len(unknown):
-            raise ValueError(f"y has classes {unknown.tolist()} that are not in classes={self.classes_.tolist()}")
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has one class ({self.classes_[0]!r}): a classifier needs at least two")
+        y, self.classes_ = class_labels(y, self.classes)
         log_odds = self._blocks(X)
         targets = np.eye(len(self.classes_))[np.searchsorted(self.classes_, y)]
         n_members = log_odds.shape[1]
@@ -212,3 +206,27 @@ def default_final_estimator(classes=None, cv=5):
     """
     candidates = [log_probability_logistic_regression(), LogLinearPoolClassifier(classes=classes)]
     return GridSearchCV(Pipeline([("final", candidates[0])]), {"final": candidates}, scoring="accuracy", cv=cv)
+
+
+def final_estimator_name(final_estimator):
+    """The class name of a final estimator: of a pipeline's last step, or of the candidate a fitted search chose.
+
+    Parameters
+    ----------
+    final_estimator : estimator
+        A final estimator, a pipeline, or a fitted
+        :func:`default_final_estimator` (its ``best_params_["final"]``).
+
+    Returns
+    -------
+    name : str
+
+    Examples
+    --------
+    >>> from skmm.estimators import final_estimator_name, log_probability_logistic_regression
+    >>> final_estimator_name(log_probability_logistic_regression())
+    'LogisticRegression'
+    """
+    if hasattr(final_estimator, "best_params_") and "final" in final_estimator.best_params_:
+        final_estimator = final_estimator.best_params_["final"]
+    return type(final_estimator[-1] if isinstance(final_estimator, Pipeline) else final_estimator).__name__

@@ -18,14 +18,13 @@ from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, validate_params
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
 from .._inputs import is_missing, to_text
 from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
-from ._cross_fitting import in_classes
+from ._cross_fitting import class_labels, in_classes
 from ._net_data import network_reads
 from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
@@ -146,10 +145,8 @@ class PresentRowsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
-        frame, y = as_frame(X), column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        self.classes_, counts = np.unique(y, return_counts=True)
-        self.class_prior_ = counts / counts.sum()
+        frame, (y, self.classes_) = as_frame(X), class_labels(y)
+        self.class_prior_ = np.unique(y, return_counts=True)[1] / len(y)
         present = self._present(frame)
         if not present.any():
             raise ValueError(f"no training row has a value in {self.columns!r}: nothing to fit the member on")

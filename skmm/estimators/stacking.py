@@ -12,20 +12,18 @@ from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold, check_cv
-from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from .._cache import resolve_cache
 from .._compat import upgrade_stacking_state
 from .._composition import TriplesComposition
 from .._table import as_frame, present_mask
 from ..encoders import embedding_encoder
-from ._cross_fitting import CrossFittedClassifier
-from ._final_estimators import default_final_estimator
+from ._cross_fitting import CrossFittedClassifier, class_labels
+from ._final_estimators import default_final_estimator, final_estimator_name
 from ._stacking_members import default_stacking_members, member_seed, seed_unset_random_states
 
 
@@ -243,11 +241,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
 
     def _checked_target(self, frame, y):
         check_consistent_length(frame, y)
-        check_classification_targets(y)
-        y = column_or_1d(y, warn=True)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has one class ({self.classes_[0]!r}): a classifier needs at least two")
+        y, self.classes_ = class_labels(y)
         return y
 
     def _checked_members(self, triples):
@@ -359,14 +353,10 @@ def _final_has(stack, method):
 
 def _say_which_final(search):
     """The verbose line of the default final estimator: the cross-validated accuracy of each candidate."""
-    scores = ", ".join(f"{_final_name(params['final'])} {score:.3f}" for params, score in
+    scores = ", ".join(f"{final_estimator_name(params['final'])} {score:.3f}" for params, score in
                        zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]))
-    print(f"[stacking] final estimator {_final_name(search.best_params_['final'])} (cross-validated accuracy: "
-          f"{scores})", flush=True)
-
-
-def _final_name(candidate):
-    return type(candidate[-1] if isinstance(candidate, Pipeline) else candidate).__name__
+    print(f"[stacking] final estimator {final_estimator_name(search)} (cross-validated accuracy: {scores})",
+          flush=True)
 
 
 def _named_members(members):
