@@ -57,6 +57,7 @@ TRUSTED_TYPES = (
     "sklearn.metrics._scorer._Scorer",
     "sklearn.metrics._classification.accuracy_score",
     "sklearn.model_selection._split._CVIterableWrapper",
+    "sklearn.model_selection._split.PredefinedSplit",
     "numpy.dtype",
 )
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import PredefinedSplit, RepeatedStratifiedKFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import estimator_checks as checks
@@ -170,6 +170,23 @@ def test_members_predict_with_their_fold_models_or_with_refit_one_model_on_every
         np.testing.assert_allclose(refitted.named_members_[name].predict_proba(new),
                                    clone(member).fit(X, y).predict_proba(new))
     assert not np.allclose(bagged.predict_proba(new), refitted.predict_proba(new))
+
+
+def test_members_and_final_estimator_keep_the_stacks_folds_as_one_fold_number_a_row(tiny_text_model, data):
+    X, y = data
+    members = [pair for pair in default_stacking_members(_modalities(tiny_text_model)) if pair[0] == "concat_logreg"]
+    stack = MultimodalStackingClassifier(_modalities(tiny_text_model), members=members, random_state=0).fit(X, y)
+    member_folds, final_folds = stack.members_[0][1].cv, stack.final_estimator_.cv
+    assert isinstance(member_folds, PredefinedSplit)
+    np.testing.assert_array_equal(final_folds.test_fold, member_folds.test_fold)
+    expected = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
+    for (train, test), (expected_train, expected_test) in zip(member_folds.split(), expected, strict=True):
+        np.testing.assert_array_equal(train, expected_train)
+        np.testing.assert_array_equal(test, expected_test)
+    assert len(repr(final_folds)) < 100  # the list of index arrays it replaces: thousands of characters
+    # Folds that test a row more than once are kept as they are (each row's probabilities: their average).
+    repeated = clone(stack).set_params(cv=RepeatedStratifiedKFold(n_splits=3, n_repeats=2, random_state=0)).fit(X, y)
+    assert isinstance(repeated.members_[0][1].cv, list) and len(repeated.members_[0][1].cv) == 6
 
 
 def test_a_stack_saved_before_refit_existed_loads_as_refitted(tiny_text_model, data):

@@ -11,7 +11,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.model_selection import PredefinedSplit, StratifiedKFold, check_cv
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -220,6 +220,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         members = self._checked_members(triples)
         splits = list(self._folds().split(frame, y))  # fixed once: every member's out-of-fold rows are the same
         self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + int(self.refit)))
+        splits = _fixed_folds(splits, len(y))
         jobs = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
             delayed(_cross_fit)(name, member, frame, y, splits, self.refit) for name, member in members)
         self.members_, self.member_scores_, self.member_fit_times_, out_of_fold = [], {}, {}, []
@@ -364,6 +365,18 @@ def _named_members(members):
     if not isinstance(members, list) or any(not isinstance(pair, tuple) or len(pair) != 2 for pair in members):
         return []
     return members
+
+
+def _fixed_folds(splits, n_rows):
+    """``splits`` as a :class:`~sklearn.model_selection.PredefinedSplit` (one fold number a row) when they partition
+    the rows, as k-fold splits do: the same folds, where a list of index arrays would hold every row ``k + 1``
+    times in each member's ``cv`` and fill its repr. Other splits (repeated folds) are kept as they are."""
+    test_fold = np.full(n_rows, -1)
+    for k, (train, test) in enumerate(splits):
+        if len(train) + len(test) != n_rows or (test_fold[test] != -1).any():
+            return splits
+        test_fold[test] = k
+    return PredefinedSplit(test_fold) if (test_fold != -1).all() else splits
 
 
 def _cross_fit(name, member, frame, y, splits, refit):
