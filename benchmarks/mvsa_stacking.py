@@ -8,7 +8,7 @@ that the members' out-of-fold probabilities are kept: the ablation refits only t
 member (or with one member alone), which costs seconds, not another stack.
 
     python benchmarks/mvsa_stacking.py [--folds 5] [--trained-network] [--sentiment-lexicon] [--text-model M]
-                                       [--image-model M] [--refit] [--keep DIR]
+                                       [--image-model M] [--refit] [--cv 5] [--keep DIR]
 
 ``--text-model skmm:all-MiniLM-L6-v2 --text-model skmm:all-mpnet-base-v2 --sentiment-lexicon`` is the documented
 stronger configuration: the larger offline text model as a second text modality of the same column, and VADER
@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import METRICS, RESULTS, add_mvsa_arguments, encoder_modalities, mvsa_present, scores  # noqa: E402
 
 
-def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0, refit=False):
+def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fold=0, refit=False, cv=5):
     """Per member: out-of-fold probabilities on ``train`` (the stack's inner folds), and ``test`` probabilities from
     its fold models averaged (``refit``: from the member refitted on all of ``train``), as the stack predicts; with
     each member's seconds (read from ``keep`` when there)."""
@@ -43,12 +43,12 @@ def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fo
 
     from skmm.estimators import CrossFittedClassifier
 
-    inner = _inner_folds(X, y, train, random_state)
+    inner = _inner_folds(X, y, train, random_state, cv)
     kept = {}
     for name, member in members:
         # Named by the member's parameters and how it predicts: a changed member (or other encoders), or a file of
         # an older run (whose members were refitted), is computed again.
-        key = f"{name}_{joblib.hash(member)[:10]}_{'refit' if refit else 'folds'}_{fold}"
+        key = f"{name}_{joblib.hash(member)[:10]}_{'refit' if refit else 'folds'}{'' if cv == 5 else cv}_{fold}"
         path = os.path.join(keep, key + ".npz") if keep else None
         if path and os.path.exists(path):
             with np.load(path) as saved:
@@ -67,11 +67,11 @@ def _members_out_of_fold(members, X, y, train, test, random_state, keep=None, fo
     return kept
 
 
-def _inner_folds(X, y, train, random_state):
-    """The stack's folds of the outer training rows (``StratifiedKFold(5, shuffle=True)``, as its ``cv=5``)."""
+def _inner_folds(X, y, train, random_state, cv=5):
+    """The stack's folds of the outer training rows (``StratifiedKFold(cv, shuffle=True)``, as its ``cv``)."""
     from sklearn.model_selection import StratifiedKFold
 
-    return list(StratifiedKFold(5, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
+    return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(X.iloc[train], y[train]))
 
 
 def _stack(kept, names, y_train, y_test, inner):
@@ -92,6 +92,7 @@ def main():
                         help="add the trained network member (MultimodalNetClassifier, one block of each backbone)")
     parser.add_argument("--refit", action="store_true",
                         help="predict with each member refitted on every row (the stack's refit=True)")
+    parser.add_argument("--cv", type=int, default=5, help="the stack's cv (its folds of each outer training part)")
     parser.add_argument("--keep", default=None, help="save and reuse each member's probabilities in this folder")
     parser.add_argument("--text-model", action="append", default=None,
                         help="a text encoder's model (default: TextEncoder's); repeat it for a text modality each")
@@ -124,8 +125,8 @@ def main():
         if args.trained_network:
             dict(members)["network"].set_params(device=args.device)  # where the encoders run
         kept = _members_out_of_fold(members, X, y, train, test, random_state=0, keep=args.keep, fold=k,
-                                    refit=args.refit)
-        names, inner = list(kept), _inner_folds(X, y, train, random_state=0)
+                                    refit=args.refit, cv=args.cv)
+        names, inner = list(kept), _inner_folds(X, y, train, random_state=0, cv=args.cv)
         stack_scores, chosen = _stack(kept, names, y[train], y[test], inner)
         results["stack"].append(stack_scores)
         results["final_estimator"].append(chosen)
@@ -151,7 +152,8 @@ def _report(results, n_folds, args):
                + [f"text model {model}" for model in args.text_model or []]
                + (["VADER member"] if args.sentiment_lexicon else [])
                + (["trained network member"] if args.trained_network else [])
-               + (["refit=True"] if args.refit else []))
+               + (["refit=True"] if args.refit else [])
+               + ([f"cv={args.cv}"] if args.cv != 5 else []))
     lines = ["| configuration | accuracy | weighted F1 | macro-F1 | seconds per fold |", "|---|---|---|---|---|",
              "| MultimodalStackingClassifier() defaults" + "".join(f" + {change}" for change in changes) + " | "
              + " | ".join(f"{stack[m][0]:.1f} ± {stack[m][1]:.1f}" for m in METRICS)
@@ -171,6 +173,7 @@ def _report(results, n_folds, args):
         suffix += "_vader" if args.sentiment_lexicon else ""
         suffix += "_network" if args.trained_network else ""
         suffix += "_refit" if args.refit else ""
+        suffix += f"_cv{args.cv}" if args.cv != 5 else ""
         with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
             json.dump(results, handle, indent=2)
         with open(RESULTS / f"mvsa_stacking{suffix}.md", "w") as handle:

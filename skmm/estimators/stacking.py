@@ -369,7 +369,7 @@ def _named_members(members):
 
 def _fixed_folds(splits, n_rows):
     """``splits`` as a :class:`~sklearn.model_selection.PredefinedSplit` (one fold number a row) when they partition
-    the rows, as k-fold splits do: the same folds, where a list of index arrays would hold every row ``k + 1``
+    the rows, as k-fold splits do: the same folds, where a list of index arrays would hold every row ``k``
     times in each member's ``cv`` and fill its repr. Other splits (repeated folds) are kept as they are."""
     test_fold = np.full(n_rows, -1)
     for k, (train, test) in enumerate(splits):
