@@ -20,6 +20,9 @@ TRUSTED_TYPES = (
     "skmm.encoders.image.ImageEncoder",
     "skmm.encoders.text.TextEncoder",
     "skmm.encoders.tabular.TabularEncoder",
+    "skmm.encoders.intermediate.IntermediateFeatures",
+    "skmm.encoders.intermediate._ImageBlockPools",
+    "skmm.encoders.intermediate._TextLayerMeans",
     "skmm.encoders.tabular._as_categories",  # the function its categorical branch's FunctionTransformer calls
     "skmm.fusion.ModalityFusion",
     "skmm.fusion._alignment.CCAAlignment",

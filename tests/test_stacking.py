@@ -19,6 +19,7 @@ from sklearn.utils import estimator_checks as checks
 from skmm import (ImageEncoder, ModalityFusion, MultimodalNetClassifier, MultimodalStackingClassifier, TabularEncoder,
                   TextEncoder, persistence)
 from skmm.datasets import make_multimodal_classification
+from skmm.encoders.trunks import TrunkSplitError
 from skmm.estimators import default_stacking_members, network_can_read
 from skmm.estimators._stacking_members import text_ngrams_member, text_sentiment_member
 
@@ -31,8 +32,8 @@ API_CHECKS = [checks.check_estimator_cloneable, checks.check_estimator_repr, che
               checks.check_valid_tag_types, checks.check_estimator_tags_renamed,
               checks.check_parameters_default_constructible, checks.check_get_params_invariance,
               checks.check_set_params]
-AUTO_MEMBERS = ["image_logreg", "text_logreg", "concat_logreg", "average_logreg", "weighted_logreg", "gated_logreg",
-                "concat_mlp", "text_ngrams"]
+AUTO_MEMBERS = ["image_logreg", "text_logreg", "image_layers", "text_layers", "concat_logreg", "average_logreg",
+                "weighted_logreg", "gated_logreg", "concat_mlp", "text_ngrams"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -71,12 +72,13 @@ def test_parameter_checks_with_given_members(check, tiny_text_model):
 def test_each_item_is_embedded_once_over_a_whole_fit(tiny_text_model, data, embedded_items, capsys):
     X, y = data
     stack = MultimodalStackingClassifier(_modalities(tiny_text_model), random_state=0, verbose=1).fit(X, y)
-    # 8 members x 5 folds = 40 fits, and each distinct image and text went through its model once
+    # 10 members x 5 folds = 50 fits, and each distinct image and text went through its model once for its
+    # embedding and once for its intermediate layers (the "_layers" members)
     distinct_images, distinct_texts = {image.tobytes() for image in X["image"]}, X["text"].nunique()
-    assert len(embedded_items) == len(distinct_images) + distinct_texts
+    assert len(embedded_items) == 2 * (len(distinct_images) + distinct_texts)
     new = make_multimodal_classification(n_samples=12, image_size=32, random_state=1)[0]
-    stack.predict_proba(new)  # 8 members x 5 fold models read the new rows: embedded once too
-    assert len(embedded_items) == len(distinct_images) + distinct_texts + 12 + new["text"].nunique()
+    stack.predict_proba(new)  # 10 members x 5 fold models read the new rows: each pass once too
+    assert len(embedded_items) == 2 * (len(distinct_images) + distinct_texts + 12 + new["text"].nunique())
 
     assert [name for name, _ in stack.members_] == AUTO_MEMBERS == list(stack.member_scores_)
     assert all(0 <= score <= 1 for score in stack.member_scores_.values())
@@ -241,11 +243,29 @@ def test_given_members_are_checked_before_any_fit(tiny_text_model, data):
 
 def test_default_members_follow_the_modalities(tiny_text_model):
     image_only = default_stacking_members(_modalities(tiny_text_model)[:1])
-    assert [name for name, _ in image_only] == ["image_logreg", "concat_mlp"]
+    assert [name for name, _ in image_only] == ["image_logreg", "image_layers", "concat_mlp"]
+    without_layers = default_stacking_members(_modalities(tiny_text_model)[:1], intermediate_layers=False)
+    assert [name for name, _ in without_layers] == ["image_logreg", "concat_mlp"]
     members = dict(default_stacking_members(_modalities(tiny_text_model), random_state=3))
     assert members["concat_mlp"].named_steps["clf"].random_state == 3
     assert members["gated_logreg"].named_steps["fuse"].method == "gated"
     assert members["text_ngrams"].named_steps["select"].transformers[0][2] == "text"
+
+
+def test_layers_members_read_encoders_only_and_a_backbone_they_cannot_read_leaves_the_stack(tiny_text_model, data):
+    X, y = data
+    X = X.assign(price=np.arange(len(X), dtype=float))
+    modalities = [("image", ImageEncoder(model="timm:test_vit", weights=None, device=DEVICE), "image"),
+                  ("text", TextEncoder(tiny_text_model, device=DEVICE), "text"),
+                  ("price", TabularEncoder(), ["price"])]
+    names = [name for name, _ in default_stacking_members(modalities)]
+    assert "image_layers" in names and "text_layers" in names and "price_layers" not in names
+    with pytest.warns(UserWarning, match="the stack goes on without member 'image_layers'"):
+        stack = MultimodalStackingClassifier(modalities, cv=3, random_state=0).fit(X, y)
+    assert "image_layers" not in stack.named_members_ and "text_layers" in stack.named_members_
+    given = [pair for pair in default_stacking_members(modalities) if pair[0] in ("image_layers", "text_logreg")]
+    with pytest.raises(TrunkSplitError):  # a member the user named is not dropped
+        MultimodalStackingClassifier(modalities, members=given, cv=3).fit(X, y)
 
 
 def test_two_encoders_of_one_text_column_share_its_ngrams_member(tiny_text_model):

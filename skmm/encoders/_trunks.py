@@ -67,6 +67,14 @@ def _units(module):
     return units
 
 
+def image_probe(encoder, bundle):
+    """Two seeded random images at ``encoder``'s input size, on its device: what a split is checked on."""
+    size = encoder.data_config(bundle).input_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.randn(2, 3, size, size, device=bundle.mean.device)
+
+
 class ImageSplit:
     """A CNN as an ordered list of units, of which some are blocks; ``cut(k)`` is where the top ``k`` start."""
 

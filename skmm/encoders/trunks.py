@@ -3,7 +3,7 @@
 The classes are defined in ``skmm.encoders._trunks``, and stay there: saved
 models (pickles, skops files) name them by that path.
 
-- :class:`ImageSplit` cuts a CNN into units, :class:`ImageTrunk` runs the
+- :class:`ImageSplit` cuts a CNN into units (checked on :func:`image_probe`), :class:`ImageTrunk` runs the
   units below a block on each image (through the encoder's batching and
   cache);
 - :func:`text_layers` and :func:`check_text_split` find and check a text
@@ -20,7 +20,7 @@ True
 """
 
 from ._trunks import (ImageSplit, ImageTrunk, PositionBias, TextTrunk, TrunkSplitError, check_text_split,
-                      run_text_layers, text_layers)
+                      image_probe, run_text_layers, text_layers)
 
 __all__ = ["ImageSplit", "ImageTrunk", "PositionBias", "TextTrunk", "TrunkSplitError", "check_text_split",
-           "run_text_layers", "text_layers"]
+           "image_probe", "run_text_layers", "text_layers"]

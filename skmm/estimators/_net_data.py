@@ -20,7 +20,7 @@ from torch import nn
 
 from ..encoders import ImageEncoder, TextEncoder
 from ..encoders.trunks import (ImageSplit, ImageTrunk, PositionBias, TextTrunk, TrunkSplitError, check_text_split,
-                               text_layers)
+                               image_probe, text_layers)
 from ._net_modules import ImageTop, TextTop
 
 
@@ -98,10 +98,7 @@ def build_top(encoder, name, train_blocks, fusion):
     bundle = encoder.load_backbone()
     k = _blocks_for(train_blocks, name)
     if isinstance(encoder, ImageEncoder):
-        size = encoder.data_config(bundle).input_size
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            probe = torch.randn(2, 3, size, size, device=bundle.mean.device)
+        probe = image_probe(encoder, bundle)
         try:
             split = ImageSplit.of(bundle.module, probe, bundle.module)
         except TrunkSplitError as exc:

@@ -25,6 +25,7 @@ from .._table import as_frame, present_mask
 from ..encoders import TextEncoder, embedding_encoder
 from ..fusion import ModalityFusion
 from ._cross_fitting import class_labels, in_classes
+from ._layers_member import intermediate_layers_member
 from ._net_data import network_reads
 from .mlp import TorchMLPClassifier
 from .multimodal_net import MultimodalNetClassifier
@@ -278,10 +279,11 @@ def seed_unset_random_states(member, seed):
 
 @validate_params(
     {"modalities": [list], "random_state": ["random_state"], "sentiment_lexicon": ["boolean"],
-     "trained_network": ["boolean"]},
+     "trained_network": ["boolean"], "intermediate_layers": ["boolean"]},
     prefer_skip_nested_validation=True,
 )
-def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon=False, trained_network=False):
+def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon=False, trained_network=False,
+                             intermediate_layers=True):
     """The members ``MultimodalStackingClassifier(members="auto")`` stacks: a list to start from.
 
     Every member reads the whole table, so any of them can be dropped, and
@@ -294,6 +296,13 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     - ``"<modality>_logreg"``, one per modality: its encoder, then
       LogisticRegression, in a :class:`PresentRowsClassifier` (the class
       shares for a row without the modality);
+    - ``"<modality>_layers"``, for each modality that is an
+      :class:`~skmm.ImageEncoder` or a :class:`~skmm.TextEncoder` of one
+      column (with ``intermediate_layers=True``, the default): its backbone
+      read below its output, then LogisticRegression, also in a
+      :class:`PresentRowsClassifier` (see :func:`intermediate_layers_member`;
+      one more pass of the backbone over each item, cached as the
+      embeddings are);
     - with two modalities or more, ``"<method>_logreg"`` for each early
       fusion ``method`` in concat, average, weighted and gated:
       :class:`~skmm.ModalityFusion`, then LogisticRegression;
@@ -326,6 +335,8 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
         Add VADER's sentiment scores of each text modality.
     trained_network : bool, default=False
         Add the trained network.
+    intermediate_layers : bool, default=True
+        Add the ``"<modality>_layers"`` members.
 
     Returns
     -------
@@ -337,8 +348,8 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     >>> from skmm.estimators import default_stacking_members
     >>> members = default_stacking_members([("image", ImageEncoder(), "image"), ("text", TextEncoder(), "text")])
     >>> [name for name, _ in members]  # doctest: +NORMALIZE_WHITESPACE
-    ['image_logreg', 'text_logreg', 'concat_logreg', 'average_logreg', 'weighted_logreg', 'gated_logreg',
-     'concat_mlp', 'text_ngrams']
+    ['image_logreg', 'text_logreg', 'image_layers', 'text_layers', 'concat_logreg', 'average_logreg',
+     'weighted_logreg', 'gated_logreg', 'concat_mlp', 'text_ngrams']
     """
     triples = [tuple(triple) for triple in modalities]
     if not triples or any(len(triple) != 3 for triple in triples):
@@ -357,6 +368,9 @@ def default_stacking_members(modalities, *, random_state=None, sentiment_lexicon
     members = [(f"{name}_logreg", PresentRowsClassifier(
         Pipeline([("fuse", fused("concat", [(name, transformer, column)])), ("clf", _logistic_regression())]), column))
         for name, transformer, column in triples]
+    if intermediate_layers:
+        members += [(f"{name}_layers", PresentRowsClassifier(intermediate_layers_member(transformer, column), column))
+                    for name, transformer, column in readable]
     if len(triples) > 1:
         members += [(f"{method}_logreg", Pipeline([("fuse", fused(method)), ("clf", _logistic_regression())]))
                     for method in FUSED_METHODS]

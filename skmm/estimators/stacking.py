@@ -24,6 +24,7 @@ from .._table import as_frame, present_mask
 from ..encoders import embedding_encoder
 from ._cross_fitting import CrossFittedClassifier, class_labels
 from ._final_estimators import default_final_estimator, final_estimator_name
+from ._layers_member import read_intermediate_layers
 from ._stacking_members import default_stacking_members, member_seed, seed_unset_random_states
 
 
@@ -53,8 +54,9 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     members : "auto" or list of (str, estimator) tuples, default="auto"
         The classifiers to stack, each with ``predict_proba`` and reading the
         table. ``"auto"``: :func:`~skmm.estimators.default_stacking_members`
-        of ``modalities`` (each modality alone, every early-fusion method,
-        an MLP, word and character n-grams of each text). That function
+        of ``modalities`` (each modality alone, each image and text
+        backbone's lower layers, every early-fusion method, an MLP, word and
+        character n-grams of each text). That function
         returns the list to start from when you want to drop or add one; its
         options add optional members (``sentiment_lexicon=True``: VADER's
         scores; ``trained_network=True``:
@@ -147,8 +149,8 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
     ...     ("text", TextEncoder(device="cpu"), "text"),
     ... ], cv=3, random_state=0).fit(X, y)
     >>> list(stack.member_scores_)  # doctest: +NORMALIZE_WHITESPACE
-    ['image_logreg', 'text_logreg', 'concat_logreg', 'average_logreg', 'weighted_logreg', 'gated_logreg',
-     'concat_mlp', 'text_ngrams']
+    ['image_logreg', 'text_logreg', 'image_layers', 'text_layers', 'concat_logreg', 'average_logreg',
+     'weighted_logreg', 'gated_logreg', 'concat_mlp', 'text_ngrams']
     >>> stack.predict_proba(X[:2]).shape
     (2, 3)
     """
@@ -220,6 +222,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
         members = self._checked_members(triples)
         splits = list(self._folds().split(frame, y))  # fixed once: every member's out-of-fold rows are the same
         self._embed_each_item_once(triples, frame, n_fits=len(members) * (len(splits) + int(self.refit)))
+        members = read_intermediate_layers(members, frame, optional=isinstance(self.members, str))
         splits = _fixed_folds(splits, len(y))
         jobs = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
             delayed(_cross_fit)(name, member, frame, y, splits, self.refit) for name, member in members)
