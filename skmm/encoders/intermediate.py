@@ -114,8 +114,8 @@ class IntermediateFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), float32
-            Items that failed: as the encoder's ``on_error`` says (raise,
+        features : ndarray of shape (n_samples, n_features), float32
+            ``n_features_out_`` columns. Items that failed: as the encoder's ``on_error`` says (raise,
             zeros or NaN).
         """
         check_is_fitted(self, "n_features_out_")
