@@ -113,6 +113,34 @@ def test_fit_predict_embed_round_trip(table_dir, fitted_model, capsys):
     assert embeddings.columns[1] == "photo__imageencoder0" and embeddings.columns[-1] == "caption__textencoder383"
 
 
+def test_a_stack_is_fitted_reported_and_predicted_as_a_pipeline_is(table_dir, capsys):
+    model = table_dir / "stack.skops"
+    assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--estimator", "stack",
+                 "--cv", "2", "-o", str(model), *RUNTIME]) == 0
+    out = capsys.readouterr().out
+    assert "2-fold CV on 30 rows" in out and "  stack " in out and "image only" in out
+    metrics = json.loads((table_dir / "stack_report" / "metrics.json").read_text())
+    assert set(metrics["cross_validation"]) == {"stack", "text only", "image only"}
+    assert metrics["settings"]["estimator"] == "MultimodalStackingClassifier(random_state=0)"
+    assert main(["predict", str(model), str(table_dir / "posts.csv"), "-o", str(table_dir / "stack.csv"),
+                 *RUNTIME]) == 0
+    predicted = pd.read_csv(table_dir / "stack.csv")
+    from skmm import persistence
+
+    stack = persistence.load(model)  # the same model in Python: the same probabilities
+    expected = stack.predict_proba(pd.read_csv(table_dir / "posts.csv")[["photo", "caption"]])
+    np.testing.assert_allclose(predicted.filter(like="proba_").to_numpy(), expected, atol=1e-6)
+    assert predicted["prediction"].tolist() == list(stack.classes_[expected.argmax(axis=1)])
+    # An unreadable image under --on-error zero: the row is predicted from what can be read, every member too
+    # (the lower-layers member's encoders fill zeros, which its LogisticRegression reads).
+    text_only = _variant(table_dir, "stack_text_only.csv", lambda f: f.assign(
+        photo=f["photo"].where(f.index != 3, "photos/missing.jpg")))
+    assert main(["predict", str(model), text_only, "-o", str(table_dir / "stack_z.csv"), "--on-error", "zero",
+                 *RUNTIME]) == 0
+    assert "1 row keeps only its other modality (--on-error zero): line 5" in capsys.readouterr().out
+    assert pd.read_csv(table_dir / "stack_z.csv")["prediction"].notna().all()
+
+
 def test_fit_prints_cross_validation_beside_single_modality_baselines(table_dir, capsys):
     assert main(["fit", str(table_dir / "posts.csv"), *COLUMNS, "--target", "label", "--cv", "3",
                  "-o", str(table_dir / "m2.skops"), "--report", str(table_dir / "r2"), "-v", *RUNTIME]) == 0
@@ -319,9 +347,9 @@ def test_predict_on_another_device_refreshes_the_cache_keys(table_dir, fitted_mo
     moved = []
     original = _commands.apply_runtime
 
-    def spy(fusion, args, folder, on_error):
-        original(fusion, args, folder, on_error)
-        moved.extend(encoder for _, encoder, _ in fusion.transformers_)
+    def spy(encoders, args, folder, on_error):
+        original(encoders, args, folder, on_error)
+        moved.extend(encoder for encoder, _ in encoders)
 
     monkeypatch.setattr(_commands, "apply_runtime", spy)
     assert main(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "d.csv"),
@@ -379,9 +407,9 @@ def test_precision_is_applied_to_every_encoder_and_predict_keeps_the_models_own(
     seen = []
     original = _commands.apply_runtime
 
-    def spy(fusion, args, folder, on_error):
-        original(fusion, args, folder, on_error)
-        seen.append([(encoder.precision, encoder.precision_) for _, encoder, _ in fusion.transformers_])
+    def spy(encoders, args, folder, on_error):
+        original(encoders, args, folder, on_error)
+        seen.append([(encoder.precision, encoder.precision_) for encoder, _ in encoders])
 
     monkeypatch.setattr(_commands, "apply_runtime", spy)
     for extra in ([], ["--precision", "fp32"]):
@@ -580,7 +608,7 @@ def test_a_class_rarer_than_the_folds_lowers_them_and_says_so(table_dir, capsys)
 def test_help_names_the_classifier_the_report_names(fitted_model, capsys):
     import argparse
 
-    from skmm.cli import _commands
+    from skmm.cli import _models
     from skmm.cli._parser import ESTIMATORS
 
     with pytest.raises(SystemExit):
@@ -592,7 +620,9 @@ def test_help_names_the_classifier_the_report_names(fitted_model, capsys):
         assert f"{name}:{built}" in fit_help
         args = argparse.Namespace(estimator=name, device="auto", fusion="concat", image_col="photo",
                                   text_col="caption", table_cols=None)
-        assert repr(_commands._fit_pipeline(args, None, None).named_steps["clf"]) == built
+        model = _models.build_model(args, None, None)
+        assert _models.model_settings(args, model)["estimator"] == built
+        assert name == "stack" or repr(model.named_steps["clf"]) == built
 
 
 def test_counts_agree_with_their_words():

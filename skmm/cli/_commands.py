@@ -11,6 +11,7 @@ import numpy as np
 
 from ._io import (MODEL_FORMATS, TABLE_FORMATS, CLIError, check_can_create_in, check_columns, check_folder_for,
                   check_output, load_model, read_table, save_model, write_table)
+from ._models import baseline_classifier, build_model, model_settings, saved_model_parts
 from ._rows import (Readability, agree, check_readability, check_target, describe_missing, enforce, folds_for,
                     non_numbers, plural, present, warn_if_texts_are_paths)
 
@@ -141,6 +142,15 @@ def _table_numbers(args, X, y, notes):
     return X[keep], y[keep]
 
 
+def _unreadable_as_missing(X, found, policy):
+    """Under ``--on-error zero`` / ``nan``, each value that cannot be read made missing: what the help promises,
+    and what every model then reads alike (a stack's one-modality members answer their class shares there)."""
+    if policy not in ("zero", "nan"):
+        return X
+    return X.assign(**{column: X[column].where(usable | ~present(X[column]))
+                       for column, usable in found.usable.items()})
+
+
 def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
     """Check and embed every value; apply ``--on-error``. Returns ``(X, y, usable)``: the rows kept, and per
     column which of them have a value that could be read."""
@@ -149,6 +159,7 @@ def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
         table_rows = _table_present(X, args.table_columns)
         found = check_readability(modalities, X, policy=args.on_error, other_present=table_rows)
     note = enforce(found, policy=args.on_error, verb="used", table=args.table, folder=folder)
+    X = _unreadable_as_missing(X, found, args.on_error)
     usable = dict(found.usable)
     if table_rows is not None:
         usable["table"] = table_rows
@@ -159,23 +170,6 @@ def _usable_rows(args, X, y, modalities, folder, notes, timings, log):
         X, y, usable = X[keep], y[keep], {column: ok[keep] for column, ok in usable.items()}
         check_target(y, args.target)
     return X, y, usable
-
-
-def _fit_pipeline(args, image, text, table_columns=()):
-    """The model ``skmm fit`` writes: the fusion of the image, the text and the ``table_columns`` (if any), then
-    the classifier ``--help`` names."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    from .. import ModalityFusion, TabularEncoder, TorchMLPClassifier
-
-    # As ESTIMATORS in _parser.py says, for --help and the report alike (a test holds them together).
-    estimator = (LogisticRegression(max_iter=3000) if args.estimator == "logreg"
-                 else TorchMLPClassifier(device=args.device, random_state=0))
-    branches = [("image", image, args.image_col), ("text", text, args.text_col)]
-    if table_columns:
-        branches.append(("table", TabularEncoder(), list(table_columns)))
-    return Pipeline([("fuse", ModalityFusion(branches, method=args.fusion)), ("clf", estimator)])
 
 
 def _single_modality_baselines(args, estimator, encoders, X, y, usable, folds, log):
@@ -216,8 +210,9 @@ def _cross_validation(args, n_folds, pipeline, encoders, X, y, usable, timings, 
 
     with _timed(timings, f"cross-validation ({n_folds} folds, fused and baselines)"):
         folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=0).split(X, y.astype(str)))
-        fused = cross_validate(f"{args.fusion} fusion", pipeline, X, y, folds, log)
-        baselines = _single_modality_baselines(args, pipeline.named_steps["clf"], encoders, X, y, usable, folds,
+        name = "stack" if args.estimator == "stack" else f"{args.fusion} fusion"
+        fused = cross_validate(name, pipeline, X, y, folds, log)
+        baselines = _single_modality_baselines(args, baseline_classifier(pipeline), encoders, X, y, usable, folds,
                                                log)
     say(f"{n_folds}-fold CV on {plural(len(X), 'row')} (accuracy / macro-F1 / weighted F1):")
     for result in (fused, *baselines):
@@ -245,7 +240,7 @@ def fit(args, log, say):
     notes.extend([folds_note] if folds_note else [])
     for note in notes:
         say(note)
-    pipeline = _fit_pipeline(args, image, text, args.table_columns)
+    pipeline = build_model(args, image, text, args.table_columns)
     fused, baselines = None, []
     if n_folds:
         fused, baselines = _cross_validation(args, n_folds, pipeline, (image, text), X, y, usable, timings, log, say)
@@ -257,7 +252,7 @@ def fit(args, log, say):
     settings = {"table": args.table, "image column": args.image_col, "text column": args.text_col,
                 "target": args.target, "table columns": ", ".join(args.table_columns) or "none",
                 "image model": args.image_model, "text model": args.text_model,
-                "fusion": args.fusion, "estimator": repr(pipeline.named_steps["clf"]), "folds": n_folds,
+                **model_settings(args, pipeline), "folds": n_folds,
                 "on error": args.on_error}
     paths = write_report(report_folder, fused=fused, baselines=baselines, X=X, y=y, classes=pipeline.classes_,
                          settings=settings, timings=timings, notes=notes,
@@ -265,24 +260,21 @@ def fit(args, log, say):
     say(f"wrote the report to {report_folder}/ ({', '.join(p.name for p in paths)})")
 
 
-def _fusion_of(model, path):
-    from ..fusion import ModalityFusion
+def apply_runtime(encoders, args, folder, on_error):
+    """The loaded model's encoders run where, how and on what the command line says.
 
-    fusion = model.steps[0][1] if hasattr(model, "steps") else None
-    if not isinstance(fusion, ModalityFusion) or not hasattr(model, "predict_proba"):
-        raise CLIError(f"{path} is not a model written by 'skmm fit' (a pipeline of a ModalityFusion and a "
-                       "classifier)")
-    return fusion
-
-
-def apply_runtime(fusion, args, folder, on_error):
-    """The loaded model's encoders run where, how and on what the command line says."""
+    ``encoders``: ``(encoder, on_error)`` pairs (see :func:`saved_model_parts`); one whose own ``on_error`` is
+    not None keeps it unless the command line says raise.
+    """
     common, image_only = _encoder_options(args, folder, on_error)
     if args.precision is None:  # the precision the model was fitted with
         del common["precision"]
-    for _, encoder, _ in fusion.transformers_:
+    for encoder, own_on_error in encoders:
         if hasattr(encoder, "move_to"):  # an skmm encoder
-            encoder.set_params(**{k: v for k, v in common.items() if k != "device"})
+            settings = {k: v for k, v in common.items() if k != "device"}
+            if own_on_error is not None and settings["on_error"] != "raise":
+                settings["on_error"] = own_on_error
+            encoder.set_params(**settings)
             if "root" in encoder.get_params():
                 encoder.set_params(**image_only)
             # Also when the device stays: the precision and its cache keys follow the command line.
@@ -295,10 +287,11 @@ def predict(args, log, say):
         raise CLIError(f"output {str(output)!r} is the input table: choose another file, the input is kept as it is")
     check_device(args.device)
     model = load_model(args.model)
-    fusion = _fusion_of(model, args.model)
-    columns = [column for _, _, branch in fusion.transformers_
-               for column in ([branch] if isinstance(branch, str) else branch)]
-    media = [(encoder, column) for _, encoder, column in fusion.transformers_ if hasattr(encoder, "check_items")]
+    modalities, encoders = saved_model_parts(model, args.model)
+    columns = list(dict.fromkeys(column for _, _, branch in modalities
+                                 for column in ([branch] if isinstance(branch, str) else branch)))
+    # One encoder a column and model: a stack's clones of it share its cache keys.
+    media = [(encoder, column) for _, encoder, column in modalities if hasattr(encoder, "check_items")]
     table = read_table(args.table)
     check_columns(table, columns, args.table)
     classes = model.classes_
@@ -309,8 +302,8 @@ def predict(args, log, say):
         raise CLIError(f"{args.table} already has column(s) {clash}, which the output would overwrite: rename them "
                        "(or predict from the original table)")
     folder = _folder(args.table)
-    apply_runtime(fusion, args, folder, args.on_error)
-    numeric = [column for _, encoder, _ in fusion.transformers_ for column in getattr(encoder, "numeric_", [])]
+    apply_runtime(encoders, args, folder, args.on_error)
+    numeric = [column for _, encoder, _ in modalities for column in getattr(encoder, "numeric_", [])]
     # Cheap, before any embedding; under --on-error skip the rows are left out below, with the others.
     X, not_numbers, numbers_note = _non_numbers_by_policy(args, table[columns], numeric, "predicted")
     log(f"checking and embedding {len(X)} rows")
@@ -321,8 +314,9 @@ def predict(args, log, say):
         found.reasons[label] = f"{found.reasons[label]}; {why}" if label in found.reasons else why
     found.reasons = {label: found.reasons[label] for label in X.index if label in found.reasons}
     note = enforce(found, policy=args.on_error, verb="predicted", table=args.table, folder=folder)
+    X = _unreadable_as_missing(X, found, args.on_error)
     _note_missing_table(found, X, tabular, table_rows)
-    missing_notes = describe_missing(found, "predicted", len(fusion.transformers_)) + (
+    missing_notes = describe_missing(found, "predicted", len(modalities)) + (
         [numbers_note] if numbers_note and not not_numbers else [])
     skipped = set(found.reasons) if args.on_error == "skip" else set()
     good = ~X.index.isin(list(skipped))

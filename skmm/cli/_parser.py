@@ -6,11 +6,8 @@ import argparse
 import re
 
 from .._defaults import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_METHODS, ON_ERROR
+from ._models import ESTIMATORS
 
-# The classifiers of ``skmm fit --estimator``, as the fit builds them and its report prints them (repr): --help
-# names them exactly, settings included. logreg: more iterations than scikit-learn's 100, so that lbfgs has room
-# to converge on a few thousand embedding features; mlp: seeded, so that a rerun gives the same model.
-ESTIMATORS = {"logreg": "LogisticRegression(max_iter=3000)", "mlp": "TorchMLPClassifier(random_state=0)"}
 ON_ERROR_CHOICES = (*ON_ERROR, "skip")
 
 
@@ -113,11 +110,14 @@ def _add_fit_command(commands):
                      help="numbers and categories beside the image and text (price,brand): one more modality, "
                           "TabularEncoder() at its defaults (numeric columns median-imputed and standardised, "
                           "others one-hot); predict reads them from the model")
-    fit.add_argument("--fusion", choices=FUSION_METHODS, default="concat", help="early fusion method")
+    fit.add_argument("--fusion", choices=FUSION_METHODS, default="concat",
+                     help="early fusion method (--estimator stack uses all)")
     fit.add_argument("--estimator", choices=list(ESTIMATORS), default="logreg",
-                     help="final classifier (every setting not shown at its default): "
-                          + "; ".join(f"{name}: {built}" for name, built in ESTIMATORS.items())
-                          + " on --device")
+                     help=f"final classifier (every setting not shown at its default): logreg: {ESTIMATORS['logreg']}; "
+                          f"mlp: {ESTIMATORS['mlp']} on --device; stack: {ESTIMATORS['stack']}, of every fusion "
+                          "method, each modality alone, the encoders' lower layers, an MLP and word / character "
+                          "n-grams of the text, their out-of-fold probabilities into one final estimator "
+                          "(--fusion unused; tens of fits, each image and text embedded once)")
     fit.add_argument("--cv", type=_folds, default=5,
                      help="cross-validation folds for the report; 0 skips it. A class with fewer rows than that "
                           "lowers them to its count (at least 2, else no cross-validation), and says so")
