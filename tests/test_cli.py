@@ -122,6 +122,8 @@ def test_a_stack_is_fitted_reported_and_predicted_as_a_pipeline_is(table_dir, ca
     metrics = json.loads((table_dir / "stack_report" / "metrics.json").read_text())
     assert set(metrics["cross_validation"]) == {"stack", "text only", "image only"}
     assert metrics["settings"]["estimator"] == "MultimodalStackingClassifier(random_state=0)"
+    assert "## Per class (out-of-fold predictions of the model: stack)" in (table_dir / "stack_report"
+                                                                             / "report.md").read_text()
     assert main(["predict", str(model), str(table_dir / "posts.csv"), "-o", str(table_dir / "stack.csv"),
                  *RUNTIME]) == 0
     predicted = pd.read_csv(table_dir / "stack.csv")

@@ -117,7 +117,8 @@ def _add_fit_command(commands):
                           f"mlp: {ESTIMATORS['mlp']} on --device; stack: {ESTIMATORS['stack']}, of every fusion "
                           "method, each modality alone, the encoders' lower layers, an MLP and word / character "
                           "n-grams of the text, their out-of-fold probabilities into one final estimator "
-                          "(--fusion unused; tens of fits, each image and text embedded once)")
+                          "(--fusion unused; tens of fits; each image and text embedded once, and read once more "
+                          "for its backbone's lower layers, during the first fold)")
     fit.add_argument("--cv", type=_folds, default=5,
                      help="cross-validation folds for the report; 0 skips it. A class with fewer rows than that "
                           "lowers them to its count (at least 2, else no cross-validation), and says so")

@@ -103,7 +103,7 @@ def write_report(folder, *, fused, baselines, X, y, classes, settings, timings, 
         per_class.index.name = "class"
         atomic_write(folder / "per_class.csv", per_class.to_csv)
         metrics["per_class"] = per_class.to_dict(orient="index")
-        lines += ["", "## Per class (out-of-fold predictions of the fused model)", "",
+        lines += ["", f"## Per class (out-of-fold predictions of the model: {fused.name})", "",
                   "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {c} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1-score']:.3f} | "
                   f"{int(row['support'])} |" for c, row in per_class.iterrows()]
