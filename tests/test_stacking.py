@@ -263,6 +263,9 @@ def test_layers_members_read_encoders_only_and_a_backbone_they_cannot_read_leave
     with pytest.warns(UserWarning, match="the stack goes on without member 'image_layers'"):
         stack = MultimodalStackingClassifier(modalities, cv=3, random_state=0).fit(X, y)
     assert "image_layers" not in stack.named_members_ and "text_layers" in stack.named_members_
+    uncached = [(modalities[0][0], clone(modalities[0][1]).set_params(cache=None), "image"), *modalities[1:]]
+    with pytest.warns(UserWarning, match="the stack goes on without member 'image_layers'"):  # found uncached too
+        MultimodalStackingClassifier(uncached, cv=3, random_state=0).fit(X, y)
     given = [pair for pair in default_stacking_members(modalities) if pair[0] in ("image_layers", "text_logreg")]
     with pytest.raises(TrunkSplitError):  # a member the user named is not dropped
         MultimodalStackingClassifier(modalities, members=given, cv=3).fit(X, y)

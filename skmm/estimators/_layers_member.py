@@ -68,11 +68,14 @@ def read_intermediate_layers(members, frame, optional):
     for name, member in members:
         try:
             for features, column in _intermediate_features(member):
-                if resolve_cache(features.encoder.cache) is not None and column in frame.columns:
-                    values = frame[column][present_mask(frame[column])]
+                if column not in frame.columns:
+                    continue  # the member says so when it fits
+                values = frame[column][present_mask(frame[column])]
+                fitted = clone(features).fit(values)  # a backbone that cannot be read fails here, cache or not
+                if resolve_cache(features.encoder.cache) is not None:
                     with warnings.catch_warnings():  # an unreadable item under on_error="zero": the member says so
                         warnings.simplefilter("ignore")
-                        clone(features).fit(values).transform(values)
+                        fitted.transform(values)
         except TrunkSplitError as error:
             if not optional:
                 raise
