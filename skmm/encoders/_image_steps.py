@@ -41,6 +41,13 @@ class PrepareImage:
         return torch.from_numpy(np.asarray(image).copy())  # writable copy: torch warns on read-only
 
 
+def normalized_batch(batch, bundle):
+    """A batch of uint8 HWC images, normalised on its device as ``bundle``'s model expects, NCHW channels-last."""
+    # (N, H, W, C) uint8 -> an NCHW view in channels-last memory; float() and the arithmetic keep it.
+    x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
+    return x.contiguous(memory_format=torch.channels_last)  # a no-op, unless a collate changed the layout
+
+
 class ForwardImages:
     """Normalise a batch of uint8 images on its device and embed it, averaged over the TTA views."""
 
@@ -57,9 +64,7 @@ class ForwardImages:
 
     def _embed(self, batch):
         bundle = self.bundle
-        # (N, H, W, C) uint8 -> an NCHW view in channels-last memory; float() and the arithmetic keep it.
-        x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
-        x = x.contiguous(memory_format=torch.channels_last)  # a no-op, unless a collate changed the layout
+        x = normalized_batch(batch, bundle)
         total = None
         for view in self.views:
             if view == "hflip":

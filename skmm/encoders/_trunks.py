@@ -26,7 +26,7 @@ import copy
 import torch
 from torch import nn
 
-from ._image_steps import PrepareImage
+from ._image_steps import PrepareImage, normalized_batch
 
 _PLAIN = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.ReLU, nn.ReLU6,
           nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Identity, nn.Dropout, nn.MaxPool2d)
@@ -210,9 +210,7 @@ class _RunImageTrunk:
         self.bundle, self.split, self.start, self.pooled = bundle, split, start, pooled
 
     def __call__(self, batch):
-        bundle = self.bundle
-        x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
-        x = self.split.run(bundle.folded, 0, self.start, x.contiguous(memory_format=torch.channels_last))
+        x = self.split.run(self.bundle.folded, 0, self.start, normalized_batch(batch, self.bundle))
         x = x.float()
         return x.mean(dim=(2, 3)) if self.pooled and x.ndim == 4 else list(x)
 

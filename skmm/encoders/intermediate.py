@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._inputs import to_text
-from ._image_steps import PrepareImage
+from ._image_steps import PrepareImage, normalized_batch
 from ._trunks import ImageSplit, TrunkSplitError, image_probe, text_layers
 from .image import ImageEncoder
 from .text import TextEncoder, _Tokenize
@@ -212,9 +212,7 @@ class _RunImageBlockPools:
         self.bundle, self.split, self.stops = bundle, split, stops
 
     def __call__(self, batch):
-        bundle = self.bundle
-        x = (batch.permute(0, 3, 1, 2).float().div_(255.0) - bundle.mean) / bundle.std
-        return _pool_at(self.split, bundle.folded, self.stops, x.contiguous(memory_format=torch.channels_last))
+        return _pool_at(self.split, self.bundle.folded, self.stops, normalized_batch(batch, self.bundle))
 
 
 def _pool_at(split, module, stops, x):
