@@ -133,14 +133,21 @@ def test_a_stack_is_fitted_reported_and_predicted_as_a_pipeline_is(table_dir, ca
     expected = stack.predict_proba(pd.read_csv(table_dir / "posts.csv")[["photo", "caption"]])
     np.testing.assert_allclose(predicted.filter(like="proba_").to_numpy(), expected, atol=1e-6)
     assert predicted["prediction"].tolist() == list(stack.classes_[expected.argmax(axis=1)])
-    # An unreadable image under --on-error zero: the row is predicted from what can be read, every member too
-    # (the lower-layers member's encoders fill zeros, which its LogisticRegression reads).
+    # An unreadable image under --on-error zero or nan: the row is predicted from what can be read (the image is
+    # handed to the model as missing; no member's encoder meets it), the same under both.
     text_only = _variant(table_dir, "stack_text_only.csv", lambda f: f.assign(
         photo=f["photo"].where(f.index != 3, "photos/missing.jpg")))
-    assert main(["predict", str(model), text_only, "-o", str(table_dir / "stack_z.csv"), "--on-error", "zero",
-                 *RUNTIME]) == 0
-    assert "1 row keeps only its other modality (--on-error zero): line 5" in capsys.readouterr().out
-    assert pd.read_csv(table_dir / "stack_z.csv")["prediction"].notna().all()
+    predicted = {}
+    for policy in ("zero", "nan"):
+        assert main(["predict", str(model), text_only, "-o", str(table_dir / f"stack_{policy}.csv"),
+                     "--on-error", policy, *RUNTIME]) == 0
+        assert f"1 row keeps only its other modality (--on-error {policy}): line 5" in capsys.readouterr().out
+        predicted[policy] = pd.read_csv(table_dir / f"stack_{policy}.csv").filter(like="proba_").to_numpy()
+    assert np.isfinite(predicted["zero"]).all()
+    np.testing.assert_allclose(predicted["nan"], predicted["zero"])
+    as_missing = pd.read_csv(text_only)[["photo", "caption"]].astype(object)
+    as_missing.loc[3, "photo"] = None
+    np.testing.assert_allclose(predicted["zero"], stack.predict_proba(as_missing), atol=1e-6)
 
 
 def test_fit_prints_cross_validation_beside_single_modality_baselines(table_dir, capsys):
@@ -351,7 +358,7 @@ def test_predict_on_another_device_refreshes_the_cache_keys(table_dir, fitted_mo
 
     def spy(encoders, args, folder, on_error):
         original(encoders, args, folder, on_error)
-        moved.extend(encoder for encoder, _ in encoders)
+        moved.extend(encoders)
 
     monkeypatch.setattr(_commands, "apply_runtime", spy)
     assert main(["predict", str(fitted_model), str(table_dir / "posts.csv"), "-o", str(table_dir / "d.csv"),
@@ -411,7 +418,7 @@ def test_precision_is_applied_to_every_encoder_and_predict_keeps_the_models_own(
 
     def spy(encoders, args, folder, on_error):
         original(encoders, args, folder, on_error)
-        seen.append([(encoder.precision, encoder.precision_) for encoder, _ in encoders])
+        seen.append([(encoder.precision, encoder.precision_) for encoder in encoders])
 
     monkeypatch.setattr(_commands, "apply_runtime", spy)
     for extra in ([], ["--precision", "fp32"]):

@@ -261,20 +261,14 @@ def fit(args, log, say):
 
 
 def apply_runtime(encoders, args, folder, on_error):
-    """The loaded model's encoders run where, how and on what the command line says.
-
-    ``encoders``: ``(encoder, on_error)`` pairs (see :func:`saved_model_parts`); one whose own ``on_error`` is
-    not None keeps it unless the command line says raise.
-    """
+    """The loaded model's encoders (see :func:`saved_model_parts`) run where, how and on what the command line
+    says."""
     common, image_only = _encoder_options(args, folder, on_error)
     if args.precision is None:  # the precision the model was fitted with
         del common["precision"]
-    for encoder, own_on_error in encoders:
+    for encoder in encoders:
         if hasattr(encoder, "move_to"):  # an skmm encoder
-            settings = {k: v for k, v in common.items() if k != "device"}
-            if own_on_error is not None and settings["on_error"] != "raise":
-                settings["on_error"] = own_on_error
-            encoder.set_params(**settings)
+            encoder.set_params(**{k: v for k, v in common.items() if k != "device"})
             if "root" in encoder.get_params():
                 encoder.set_params(**image_only)
             # Also when the device stays: the precision and its cache keys follow the command line.

@@ -49,9 +49,9 @@ def saved_model_parts(model, path):
 
     ``modalities``: its ``(name, transformer, column)`` triples, with a
     fitted skmm encoder for each image and text column; ``encoders``: every
-    fitted skmm encoder in the model with the ``on_error`` it must run
-    under (``None``: the command line's; a stack's intermediate-layers
-    members keep going with zeros, which their LogisticRegression can read).
+    fitted skmm encoder in the model (a stack's members' too), for the
+    command line's runtime settings. No encoder meets an unreadable value:
+    the commands make each one missing, or stop, before the model reads.
     """
     from ..estimators import MultimodalStackingClassifier
     from ..fusion import ModalityFusion
@@ -65,24 +65,24 @@ def saved_model_parts(model, path):
     if not isinstance(fusion, ModalityFusion) or not hasattr(model, "predict_proba"):
         raise CLIError(f"{path} is not a model written by 'skmm fit' (a pipeline of a ModalityFusion and a "
                        "classifier, or a MultimodalStackingClassifier)")
-    return list(fusion.transformers_), [(encoder, None) for _, encoder, _ in fusion.transformers_]
+    return list(fusion.transformers_), [encoder for _, encoder, _ in fusion.transformers_]
 
 
 def _fitted_encoders(model):
-    """``(encoder, on_error)`` for every fitted skmm encoder reachable from ``model``'s fitted attributes."""
+    """Every fitted skmm encoder reachable from ``model``'s fitted attributes."""
     from sklearn.base import BaseEstimator
 
-    from ..encoders import ImageEncoder, IntermediateFeatures, TabularEncoder, TextEncoder
+    from ..encoders import ImageEncoder, TabularEncoder, TextEncoder
 
     found, seen = [], set()
 
-    def visit(value, keep_going):
+    def visit(value):
         if id(value) in seen:
             return
         seen.add(id(value))
         if isinstance(value, (ImageEncoder, TextEncoder, TabularEncoder)):
             if hasattr(value, "n_features_in_"):
-                found.append((value, "zero" if keep_going else None))
+                found.append(value)
             return
         if isinstance(value, BaseEstimator):
             children = vars(value).values()
@@ -93,17 +93,17 @@ def _fitted_encoders(model):
         else:
             return
         for child in children:
-            visit(child, keep_going or isinstance(value, IntermediateFeatures))
+            visit(child)
 
-    visit(model, False)
+    visit(model)
     return found
 
 
 def _fitted_like(transformer, column, encoders):
     """The first fitted encoder of ``transformer``'s kind and settings that reads ``column`` (else itself)."""
     wanted = [column] if isinstance(column, str) else list(column)
-    for encoder, on_error in encoders:
-        if (on_error is None and type(encoder) is type(transformer)
+    for encoder in encoders:
+        if (type(encoder) is type(transformer)
                 and list(getattr(encoder, "feature_names_in_", [])) == wanted
                 and repr(encoder.get_params()) == repr(transformer.get_params())):
             return encoder
