@@ -70,12 +70,9 @@ def read_intermediate_layers(members, frame, optional):
             for features, column in _intermediate_features(member):
                 if column not in frame.columns:
                     continue  # the member says so when it fits
-                values = frame[column][present_mask(frame[column])]
-                fitted = clone(features).fit(values)  # a backbone that cannot be read fails here, cache or not
-                if resolve_cache(features.encoder.cache) is not None:
-                    with warnings.catch_warnings():  # an unreadable item under on_error="zero": the member says so
-                        warnings.simplefilter("ignore")
-                        fitted.transform(values)
+                cached = resolve_cache(features.encoder.cache) is not None
+                # A backbone that cannot be read fails in the fit, cache or not.
+                read_present_values(features, frame[column], transform=cached)
         except TrunkSplitError as error:
             if not optional:
                 raise
@@ -83,6 +80,18 @@ def read_intermediate_layers(members, frame, optional):
             continue
         kept.append((name, member))
     return kept
+
+
+def read_present_values(transformer, values, transform=True):
+    """Fit a clone of ``transformer`` on the present ``values`` of a column and (``transform``) read them all: the
+    cache then holds each one. An unreadable item raises under ``on_error="raise"``; under ``"zero"`` its
+    warning is left to the members, which say so when they read it."""
+    present = values[present_mask(values)]
+    fitted = clone(transformer).fit(present)
+    if transform:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted.transform(present)
 
 
 def _intermediate_features(member):

@@ -20,11 +20,11 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from .._cache import resolve_cache
 from .._compat import upgrade_stacking_state
 from .._composition import TriplesComposition
-from .._table import as_frame, present_mask
+from .._table import as_frame
 from ..encoders import embedding_encoder
 from ._cross_fitting import CrossFittedClassifier, class_labels
 from ._final_estimators import default_final_estimator, final_estimator_name
-from ._layers_member import read_intermediate_layers
+from ._layers_member import read_intermediate_layers, read_present_values
 from ._stacking_members import default_stacking_members, member_seed, seed_unset_random_states
 
 
@@ -289,10 +289,7 @@ class MultimodalStackingClassifier(ClassifierMixin, TriplesComposition):
             if column not in frame.columns:
                 raise ValueError(f"modality {name!r} reads column {column!r}, which X does not have "
                                  f"(columns: {list(frame.columns)})")
-            values = frame[column][present_mask(frame[column])]
-            with warnings.catch_warnings():  # an unreadable item under on_error="zero": the members say so
-                warnings.simplefilter("ignore")
-                clone(transformer).fit(values).transform(values)
+            read_present_values(transformer, frame[column])
             embedded.append(name)
         if self.verbose and embedded:
             print(f"[stacking] embedded {', '.join(embedded)} once ({time.perf_counter() - start:.1f} s)",
