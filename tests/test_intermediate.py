@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from skmm import ImageEncoder, TabularEncoder, TextEncoder
 from skmm.datasets import make_multimodal_classification
@@ -15,6 +16,7 @@ from skmm.encoders import EncodingError, IntermediateFeatures
 from skmm.encoders.trunks import ImageSplit, TrunkSplitError
 
 from .conftest import ATOL, DEVICE, TINY_IMAGE
+from .test_encoders import API_CHECKS
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,33 @@ def test_an_unreadable_item_follows_the_encoders_on_error(table):
     with pytest.warns(UserWarning, match="could not be encoded"):
         features = IntermediateFeatures(ImageEncoder(**TINY_IMAGE, on_error="zero")).fit(images).transform(images)
     assert (features[3] == 0).all() and (features[:3] != 0).any(axis=1).all()
+
+
+# sklearn's API checks, at the default depths; the data-driven ones feed numeric arrays, not a column of items
+# (tags as the encoders'), so their properties are tested below on items (see test_encoders.py's map).
+@pytest.mark.parametrize("check", API_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_api_checks(check, tiny_text_model):
+    for features in (IntermediateFeatures(ImageEncoder(**TINY_IMAGE)),
+                     IntermediateFeatures(TextEncoder(tiny_text_model, device=DEVICE))):
+        check("IntermediateFeatures", features)
+
+
+def test_the_transformer_contract_on_items(tiny_mpnet_model, table):
+    texts = list(table["text"])
+    features = IntermediateFeatures(TextEncoder(tiny_mpnet_model, device=DEVICE, cache=None), depths=[1, 0])
+    with pytest.raises(NotFittedError):
+        features.transform(texts)
+    before = features.get_params()
+    assert features.fit(texts) is features and features.get_params() == before
+    reference = features.transform(texts)
+    assert features.depths_ == (1, 0) and reference.shape == (len(texts), 256) and reference.dtype == np.float32
+    np.testing.assert_allclose(clone(features).fit_transform(texts), reference, atol=ATOL)
+    np.testing.assert_array_equal(features.fit(texts).transform(texts), reference)  # idempotent
+    order = np.random.RandomState(0).permutation(len(texts))
+    one_by_one = clone(features).set_params(encoder__batch_size=1).fit(texts)
+    np.testing.assert_allclose(one_by_one.transform([texts[i] for i in order]), reference[order], atol=ATOL)
+    np.testing.assert_allclose(features.transform(texts[2:5]), reference[2:5], atol=ATOL)
+    names = features.get_feature_names_out()
+    assert len(names) == 256 and names[0] == "intermediatefeatures0"
+    with pytest.raises(ValueError, match="empty"):
+        clone(features).fit([])

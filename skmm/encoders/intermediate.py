@@ -38,7 +38,7 @@ class IntermediateFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     encoder : ImageEncoder or TextEncoder
         Its model, device, precision, batch size, cache and ``on_error`` are
         used; it is cloned and fitted.
-    depths : "auto", int or tuple of int, default="auto"
+    depths : "auto", int, or tuple or list of int, default="auto"
         Where to read, in blocks from the top as
         :class:`~skmm.MultimodalNetClassifier`'s ``train_blocks`` counts
         them: ``k`` is what enters the top ``k`` blocks, ``0`` the output of
@@ -72,7 +72,7 @@ class IntermediateFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     _parameter_constraints = {
         "encoder": [HasMethods(["encode_rows", "load_backbone"])],
-        "depths": [StrOptions({"auto"}), Integral, tuple],
+        "depths": [StrOptions({"auto"}), Integral, tuple, list],
     }
 
     def __init__(self, encoder, depths="auto"):
