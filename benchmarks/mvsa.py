@@ -123,7 +123,7 @@ def pipelines(cache, device, random_state=0, precision="auto"):
                    MultimodalStackingClassifier(largest, members=members, random_state=random_state,
                                                 final_estimator=log_probability_logistic_regression()))
             # mpnet's layers member reading its middle four layers (of twelve) instead of its last four, with the
-            # final regression: +0.3 on two splits (docs/benchmarks.md). set_params reaches into the members.
+            # final regression: +0.15 and +0.3 on two splits (docs/benchmarks.md). set_params reaches into members.
             middle = default_stacking_members(largest, random_state=random_state, sentiment_lexicon=True)
             yield ("MultimodalStackingClassifier(+ Lite2, + Lite1, + mpnet) | + VADER member, mpnet's middle layers, "
                    "final regression",
