@@ -271,6 +271,25 @@ def test_layers_members_read_encoders_only_and_a_backbone_they_cannot_read_leave
         MultimodalStackingClassifier(modalities, members=given, cv=3).fit(X, y)
 
 
+def test_a_layers_members_depths_set_on_the_stack_reach_its_fold_models(tiny_text_model, data):
+    # The documented best MVSA configuration reads mpnet's middle layers this way (docs/user_guide.md).
+    X, y = data
+    modalities = _modalities(tiny_text_model)
+    given = [pair for pair in default_stacking_members(modalities) if pair[0] in ("image_layers", "text_logreg")]
+    stack = MultimodalStackingClassifier(modalities, members=given, cv=3, random_state=0)
+    assert stack.get_params()["image_layers__estimator__select__layers__depths"] == "auto"
+    stack.set_params(image_layers__estimator__select__layers__depths=(0,)).fit(X, y)
+    default = MultimodalStackingClassifier(modalities, members=default_stacking_members(modalities)[2:3], cv=3,
+                                           random_state=0).fit(X, y)
+
+    def read_depths(stack):
+        return [fold.estimator_.named_steps["select"].named_transformers_["layers"].depths_
+                for fold in stack.named_members_.image_layers.estimators_]
+
+    auto = read_depths(default)
+    assert read_depths(stack) == [(0,)] * 3 and auto == [auto[0]] * 3 and auto[0] != (0,)
+
+
 def test_two_encoders_of_one_text_column_share_its_ngrams_member(tiny_text_model):
     image, text = _modalities(tiny_text_model)
     larger = ("large_text", clone(text[1]), "text")
