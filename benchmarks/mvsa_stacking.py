@@ -214,9 +214,8 @@ def _report(results, n_folds, args):
         suffix += "_network" if args.trained_network else ""
         suffix += "_refit" if args.refit else ""
         suffix += f"_cv{args.cv}" if args.cv != 5 else ""
-        suffix += "".join("_" + "_".join(filter(None, re.split(r"\W+", assignment.partition("__")[0] + " "
-                                                                 + assignment.rpartition("__")[2])))
-                          for assignment in args.member_param)  # _text2_layers_depths_7_6_5_4
+        suffix += "".join("_" + re.sub(r"\W+", "_", f"{assignment.partition('__')[0]}_{assignment.rpartition('__')[2]}")
+                          .strip("_") for assignment in args.member_param)  # _text2_layers_depths_7_6_5_4
         suffix += f"_split{args.split}" if args.split else ""
         with open(RESULTS / f"mvsa_stacking{suffix}.json", "w") as handle:
             json.dump(results, handle, indent=2)

@@ -279,12 +279,12 @@ def test_a_layers_members_depths_set_on_the_stack_reach_its_fold_models(tiny_tex
     stack = MultimodalStackingClassifier(modalities, members=given, cv=3, random_state=0)
     assert stack.get_params()["image_layers__estimator__select__layers__depths"] == "auto"
     stack.set_params(image_layers__estimator__select__layers__depths=(0,)).fit(X, y)
-    default = MultimodalStackingClassifier(modalities, members=default_stacking_members(modalities)[2:3], cv=3,
-                                           random_state=0).fit(X, y)
+    auto_member = [pair for pair in default_stacking_members(modalities) if pair[0] == "image_layers"]
+    default = MultimodalStackingClassifier(modalities, members=auto_member, cv=3, random_state=0).fit(X, y)
 
-    def read_depths(stack):
+    def read_depths(fitted):
         return [fold.estimator_.named_steps["select"].named_transformers_["layers"].depths_
-                for fold in stack.named_members_.image_layers.estimators_]
+                for fold in fitted.named_members_.image_layers.estimators_]
 
     auto = read_depths(default)
     assert read_depths(stack) == [(0,)] * 3 and auto == [auto[0]] * 3 and auto[0] != (0,)
